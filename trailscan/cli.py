@@ -1,0 +1,210 @@
+"""The `trailscan` command: parse flags, call one library function, format the result.
+
+Exit codes: 0 success (quarantined input is reported, not fatal); 1 failure; 2 usage error.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import orjson
+
+from . import __version__
+from .errors import TrailscanError
+from .output import FORMATS, emit
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def lake_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
+                        help="Lake directory [default: $TRAILSCAN_LAKE or ./trailscan-lake].")(func)
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--format/--output for every command that prints rows."""
+    func = click.option("--output", "-o", default=None, help="Write to FILE instead of stdout.")(func)
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                        show_default=True, help="Output format.")(func)
+
+
+def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--since", help="Only events at or after this date/time (ISO-8601)."),
+        click.option("--until", help="Only events at or before this date/time (ISO-8601)."),
+        click.option("--account", "accounts", multiple=True, help="Only this account id."),
+        click.option("--region", "regions", multiple=True, help="Only this region."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _filters(since: str | None, until: str | None, accounts: tuple[str, ...],
+             regions: tuple[str, ...]) -> Any:
+    from .sources import Filters, parse_time
+
+    return Filters(since=parse_time(since) if since else None,
+                   until=parse_time(until, end=True) if until else None,
+                   accounts=frozenset(accounts), regions=frozenset(regions))
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Library errors become `Error: <message>` and their exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TrailscanError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int | None], None]]:
+    """Draw the library's progress callbacks as a rich bar on stderr."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda stage, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=_stderr(), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="trailscan")
+def cli() -> None:
+    """trailscan: CloudTrail logs to a Parquet lake; integrity, detections, investigations."""
+
+
+def _ingest_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = filter_options(func)
+    func = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
+    func = click.option("--max-file-bytes", type=int, default=None,
+                        help="Quarantine objects larger than this once decompressed "
+                             "[default: 512 MiB].")(func)
+    func = click.option("--workers", type=int, default=None,
+                        help="Parser processes [default: CPU count].")(func)
+    func = click.option("--force", is_flag=True,
+                        help="Re-read objects already in the manifest.")(func)
+    return lake_option(func)
+
+
+def _run_ingest(sources: tuple[str, ...], lake: str | None, since: str | None,
+                until: str | None, accounts: tuple[str, ...], regions: tuple[str, ...],
+                max_file_bytes: int | None, workers: int | None, force: bool,
+                quiet: bool) -> Any:
+    from .ingest import ingest
+    from .records import DEFAULT_MAX_BYTES
+
+    with progress_bar(not quiet) as progress:
+        return ingest(sources, lake, filters=_filters(since, until, accounts, regions),
+                      limit=max_file_bytes or DEFAULT_MAX_BYTES, workers=workers, force=force,
+                      progress=progress)
+
+
+def _print_ingest(stats: Any) -> None:
+    for problem in stats.problems[:20]:
+        click.echo(f"quarantined: {problem}", err=True)
+    if len(stats.problems) > 20:
+        click.echo(f"... and {len(stats.problems) - 20} more (see `trailscan quarantine`)",
+                   err=True)
+    click.echo(
+        f"{stats.files_seen} files seen: {stats.files_ingested} ingested, "
+        f"{stats.files_skipped} skipped, {stats.files_quarantined} quarantined, "
+        f"{stats.files_digest} digest/signature files\n"
+        f"{stats.events_read} events read: {stats.events_written} written, "
+        f"{stats.events_duplicate} duplicates, {stats.events_quarantined} quarantined, "
+        f"{stats.events_filtered} filtered out; {stats.conflicting_event_ids} conflicting "
+        f"event ids\nlake {stats.lake} ({stats.seconds:.1f}s)")
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@_ingest_options
+@handle_errors
+def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: Any) -> None:
+    """Read CloudTrail files (or directories, recursively) into the lake."""
+    stats = _run_ingest(sources, lake, quiet=as_json, **options)
+    if as_json:
+        click.echo(orjson.dumps(stats.as_dict()).decode())
+    else:
+        _print_ingest(stats)
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@_ingest_options
+@handle_errors
+def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: Any) -> None:
+    """Ingest, then summarise the lake (detections join when they land)."""
+    from .summary import summarize
+
+    stats = _run_ingest(sources, lake, quiet=as_json, **options)
+    summary = summarize(stats.lake)
+    if as_json:
+        click.echo(orjson.dumps({"ingest": stats.as_dict(), "summary": summary}).decode())
+        return
+    _print_ingest(stats)
+    click.echo(f"\n{summary['events']} events in the lake, {summary['first_event']} .. "
+               f"{summary['last_event']}; {summary['accounts']} accounts, {summary['regions']} "
+               f"regions, {summary['principals']} principals, {summary['errors']} errors, "
+               f"{summary['quarantined']} quarantined records/files")
+    for title, key in (("Top APIs", "top_event_names"), ("Top principals", "top_principals"),
+                       ("Top errors", "top_errors")):
+        click.echo(f"\n{title}:")
+        for item in summary[key]:
+            click.echo(f"  {item['events']:>8}  {item['name']}")
+
+
+@cli.command()
+@click.argument("sql")
+@lake_option
+@output_options
+@handle_errors
+def query(sql: str, lake: str | None, fmt: str, output: str | None) -> None:
+    """Run SQL over the views `cloudtrail`, `quarantine` and `manifest`."""
+    from .query import run_query
+
+    emit(run_query(sql, lake), fmt, output)
+
+
+@cli.command()
+@lake_option
+@output_options
+@handle_errors
+def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
+    """List quarantined files and records with their reasons."""
+    from .query import run_query
+
+    emit(run_query("SELECT run_id, source, record_index, reason, copy FROM quarantine "
+                   "ORDER BY run_id, source, record_index", lake), fmt, output)
+
+
+def main() -> None:
+    cli(prog_name="trailscan")

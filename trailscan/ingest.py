@@ -1,0 +1,284 @@
+"""Ingest: source objects -> parsed batches (parallel workers) -> deduplicated, committed Parquet.
+
+Workers parse files and stream rows into per-day staging Parquet files; the parent then removes exact
+re-deliveries (same eventID and content, within the run and against the lake) and commits atomically.
+Nothing is lost: every record read is written, counted as a duplicate, quarantined or filtered out.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import records, schema
+from .dedupe import dedupe
+from .errors import BadInput, LakeError, NotEvents
+from .lake import Lake, ManifestEntry, NewFile
+from .quarantine import QuarantineWriter
+from .sources import DIGEST, SIDECAR, Filters, SourceObject, Unreadable, walk_local
+from .staging import DaySink
+
+Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
+TASK_SIZE = 8  # files per worker task: small enough to balance, large enough to amortise IPC
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    return None
+
+
+@dataclass
+class IngestStats:
+    """What a run did; `events_read == events_written + events_duplicate + events_quarantined +
+    events_filtered` always holds (events_filtered is 0 without --since/--until/--account/--region)."""
+
+    lake: str = ""
+    run_id: str = ""
+    files_seen: int = 0
+    files_ingested: int = 0
+    files_skipped: int = 0
+    files_quarantined: int = 0
+    files_digest: int = 0
+    events_read: int = 0
+    events_written: int = 0
+    events_duplicate: int = 0
+    events_quarantined: int = 0
+    events_filtered: int = 0
+    conflicting_event_ids: int = 0
+    bytes_read: int = 0
+    files_compacted: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    """The result of reading one object (sent from a worker to the parent)."""
+
+    uri: str
+    size: int
+    version: str
+    kind: str
+    status: str  # ingested | quarantined | digest | sidecar
+    reason: str | None = None
+    sha256: str | None = None
+    container: str | None = None
+    events_read: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    filtered: int = 0
+
+
+def _filter(table: pa.Table, filters: Filters) -> tuple[pa.Table, int]:
+    mask = None
+
+    def both(m: Any, cond: Any) -> Any:
+        return cond if m is None else pc.and_(m, cond)
+
+    if filters.since:
+        mask = both(mask, pc.greater_equal(table["eventTime"], pa.scalar(filters.since)))
+    if filters.until:
+        mask = both(mask, pc.less_equal(table["eventTime"], pa.scalar(filters.until)))
+    if filters.accounts:
+        account = pc.coalesce(table["recipientAccountId"],
+                              pc.struct_field(table["userIdentity"], "accountId"))
+        mask = both(mask, pc.is_in(account, pa.array(sorted(filters.accounts))))
+    if filters.regions:
+        mask = both(mask, pc.is_in(table["awsRegion"], pa.array(sorted(filters.regions))))
+    if mask is None:
+        return table, 0
+    mask = pc.fill_null(mask, False)
+    kept = table.filter(mask)
+    return kept, table.num_rows - kept.num_rows
+
+
+class Worker:
+    """Reads objects and streams their rows to staging; one per process."""
+
+    def __init__(self, staging: Path, worker_id: int, limit: int, filters: Filters) -> None:
+        self.sink = DaySink(staging, f"w{worker_id}")
+        self.quarantine = QuarantineWriter(staging, f"w{worker_id}")
+        self.limit = limit
+        self.filters = filters
+
+    def process(self, obj: SourceObject) -> Outcome:
+        out = Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "ingested")
+        try:
+            data = obj.read()
+        except OSError as exc:
+            return self._reject_file(out, None, f"cannot read: {exc.strerror or exc}")
+        try:
+            parsed = records.parse(data, obj.uri, self.limit)
+        except NotEvents as exc:
+            out.status = DIGEST if str(exc) == "digest" else SIDECAR
+            return out
+        except BadInput as exc:
+            return self._reject_file(out, data, str(exc))
+        out.sha256, out.container, out.events_read = parsed.sha256, parsed.container, parsed.events_read
+        table = parsed.table
+        if table is not None and self.filters.active:
+            table, out.filtered = _filter(table, self.filters)
+        if table is not None and table.num_rows:
+            self.sink.add(table)
+            out.kept = table.num_rows
+        for rejected in parsed.rejected:
+            self.quarantine.record(obj.uri, rejected.index, rejected.reason, rejected.raw)
+        out.quarantined = len(parsed.rejected)
+        return out
+
+    def _reject_file(self, out: Outcome, data: bytes | None, reason: str) -> Outcome:
+        out.status, out.reason = "quarantined", reason
+        self.quarantine.file(out.uri, reason, data)
+        return out
+
+    def close(self) -> list[NewFile]:
+        self.quarantine.close()
+        return self.sink.close()
+
+
+def _worker_main(tasks: Any, results: Any, staging: str, worker_id: int, limit: int,
+                 filters: Filters) -> None:
+    try:
+        worker = Worker(Path(staging), worker_id, limit, filters)
+        while (task := tasks.get()) is not None:
+            for obj in task:
+                results.put(worker.process(obj))
+        results.put(("done", worker.close()))
+    except BaseException:  # a bug, not bad input: report it instead of hanging the parent
+        results.put(("error", traceback.format_exc()))
+
+
+def _run_workers(objects: list[SourceObject], staging: Path, limit: int, filters: Filters,
+                 workers: int, on_outcome: Callable[[Outcome], None]) -> list[NewFile]:
+    if workers <= 1 or len(objects) < 4 * TASK_SIZE:
+        worker = Worker(staging, 0, limit, filters)
+        for obj in objects:
+            on_outcome(worker.process(obj))
+        return worker.close()
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(tasks, results, str(staging), i, limit,
+                                                     filters), daemon=True)
+             for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    for start in range(0, len(objects), TASK_SIZE):
+        tasks.put(objects[start:start + TASK_SIZE])
+    for _ in procs:
+        tasks.put(None)
+    files: list[NewFile] = []
+    running = len(procs)
+    while running:
+        message = results.get()
+        if isinstance(message, Outcome):
+            on_outcome(message)
+        elif message[0] == "done":
+            files.extend(message[1])
+            running -= 1
+        else:
+            for proc in procs:
+                proc.terminate()
+            raise LakeError(f"ingest worker failed:\n{message[1]}")
+    for proc in procs:
+        proc.join()
+    return files
+
+
+def ingest(
+    sources: Iterable[str | os.PathLike[str]],
+    lake_path: str | os.PathLike[str] | None = None,
+    *,
+    filters: Filters | None = None,
+    limit: int = records.DEFAULT_MAX_BYTES,
+    workers: int | None = None,
+    force: bool = False,
+    progress: Progress = _no_progress,
+    objects: Iterable[SourceObject | Unreadable] | None = None,
+) -> IngestStats:
+    """Ingest CloudTrail objects from local paths (or given `objects`) into the lake."""
+    started = time.perf_counter()
+    filters = filters or Filters()
+    lake = Lake.open(lake_path, create=True)
+    stats = IngestStats(lake=str(lake.root))
+    listing = objects if objects is not None else walk_local(sources)
+    with lake.writer():
+        run_id, staging = lake.new_run()
+        stats.run_id = run_id
+        known = {} if force else lake.manifest()
+        parent_quarantine = QuarantineWriter(staging, "main")
+        todo: list[SourceObject] = []
+        for obj in listing:
+            stats.files_seen += 1
+            if isinstance(obj, Unreadable):
+                stats.files_quarantined += 1
+                stats.problems.append(f"{obj.uri}: {obj.reason}")
+                parent_quarantine.file(obj.uri, obj.reason, None)
+            elif obj.key.kind in (DIGEST, SIDECAR):
+                stats.files_digest += 1
+            elif not filters.admits_key(obj.key):
+                stats.files_skipped += 1
+            elif (seen := known.get(obj.uri)) and seen == (obj.size, obj.version, True):
+                stats.files_skipped += 1
+            else:
+                todo.append(obj)
+        parent_quarantine.close()
+        progress("read", 0, len(todo))
+        entries: list[ManifestEntry] = []
+
+        def on_outcome(out: Outcome) -> None:
+            stats.bytes_read += out.size
+            if out.status in (DIGEST, SIDECAR):
+                stats.files_digest += 1
+            elif out.status == "quarantined":
+                stats.files_quarantined += 1
+                stats.problems.append(f"{out.uri}: {out.reason}")
+            else:
+                stats.files_ingested += 1
+            stats.events_read += out.events_read
+            stats.events_quarantined += out.quarantined
+            stats.events_filtered += out.filtered
+            if out.status in ("ingested", "quarantined"):
+                entries.append(ManifestEntry(
+                    out.uri, out.size, out.version, out.sha256, out.kind, out.container,
+                    out.events_read, out.kept, out.quarantined, out.status, out.reason,
+                    complete=out.filtered == 0))
+            progress("read", len(entries), len(todo))
+
+        files = _run_workers(todo, staging, limit, filters, workers or os.cpu_count() or 1,
+                             on_outcome)
+        progress("deduplicate", 0, None)
+        kept = sum(e.written for e in entries)
+        result = dedupe(lake, files)
+        stats.events_duplicate = result.duplicates
+        stats.conflicting_event_ids = result.conflicting_event_ids
+        stats.events_written = kept - result.duplicates
+        entries = [_less(e, result.per_source.get(e.uri, 0)) for e in entries]
+        progress("commit", 0, None)
+        stats.seconds = round(time.perf_counter() - started, 3)
+        summary = stats.as_dict() | {"started": datetime.now(UTC).isoformat()}
+        lake.commit(run_id, result.files, entries, summary, staging / "quarantine")
+        stats.files_compacted = lake.compact({f.event_date for f in result.files})
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats
+
+
+def _less(entry: ManifestEntry, duplicates: int) -> ManifestEntry:
+    if not duplicates:
+        return entry
+    values = asdict(entry) | {"written": entry.written - duplicates}
+    return ManifestEntry(**values)
+
+
+__all__ = ["IngestStats", "Progress", "ingest", "schema"]

@@ -1,0 +1,318 @@
+"""The lake on disk: hive-partitioned Parquet, the manifest, atomic commits, compaction, DuckDB views.
+
+Layout (any Parquet engine can read `events/` without trailscan):
+
+    <lake>/events/event_date=YYYY-MM-DD/part-<run>-<n>.parquet
+    <lake>/quarantine/<run>/quarantine.ndjson   (+ files/ with copies of rejected files)
+    <lake>/_trailscan/state.db                  (SQLite: manifest of source objects, data files, runs)
+    <lake>/_staging/<run>/...                   (invisible until committed)
+
+Commit protocol: data is written under `_staging`, then one SQLite transaction records the manifest rows,
+the data files and the pending renames; renames follow. A run killed before the transaction leaves only
+staging files (deleted on the next open); killed after it, the renames are finished on the next open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema
+from .errors import LakeError, UsageError
+
+DEFAULT_LAKE = "trailscan-lake"
+LAKE_ENV = "TRAILSCAN_LAKE"
+COMPACT_AFTER = 4  # files per day partition before compaction merges them
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3,
+                                   "write_statistics": True}
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS objects (
+    uri TEXT PRIMARY KEY, size INTEGER, version TEXT, sha256 TEXT, kind TEXT, container TEXT,
+    events INTEGER, written INTEGER, quarantined INTEGER, status TEXT, reason TEXT,
+    complete INTEGER, run_id TEXT);
+CREATE INDEX IF NOT EXISTS objects_sha256 ON objects(sha256);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, event_date TEXT, rows INTEGER,
+    run_id TEXT);
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started TEXT, finished TEXT,
+    stats TEXT);
+CREATE TABLE IF NOT EXISTS pending (run_id TEXT, op TEXT, src TEXT, dst TEXT);
+"""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One source object as recorded in the manifest."""
+
+    uri: str
+    size: int
+    version: str
+    sha256: str | None
+    kind: str
+    container: str | None
+    events: int
+    written: int
+    quarantined: int
+    status: str  # ingested | quarantined
+    reason: str | None
+    complete: bool  # False when filters left records out: a later run reads it again
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A data file written to staging by this run, bound for a day partition."""
+
+    staging: Path
+    event_date: str
+    rows: int
+
+
+def resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    """--lake, else $TRAILSCAN_LAKE, else ./trailscan-lake."""
+    return Path(path or os.environ.get(LAKE_ENV) or DEFAULT_LAKE)
+
+
+class Lake:
+    """A lake directory. Writers hold an exclusive lock; readers never need one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.events = root / "events"
+        self.quarantine = root / "quarantine"
+        self.meta = root / "_trailscan"
+        self.staging = root / "_staging"
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = False) -> Lake:
+        root = resolve_path(path)
+        lake = cls(root)
+        if create:
+            for directory in (lake.events, lake.quarantine, lake.meta, lake.staging):
+                directory.mkdir(parents=True, exist_ok=True)
+            with lake._db() as db:
+                db.executescript(_DDL)
+        elif not (lake.meta / "state.db").exists():
+            raise UsageError(f"no trailscan lake at {root} (run `trailscan ingest` first)")
+        return lake
+
+    # --- state database -------------------------------------------------------------------
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.meta / "state.db", timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[Lake]:
+        """Exclusive write access; finishes or rolls back whatever a killed run left behind."""
+        handle = open(self.meta / "lock", "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LakeError(f"lake {self.root} is being written by another trailscan "
+                                "process; try again when it has finished") from None
+            self.recover()
+            yield self
+        finally:
+            handle.close()
+
+    def recover(self) -> None:
+        """Complete committed renames, then drop uncommitted staging data."""
+        with self._db() as db:
+            rows = db.execute("SELECT run_id, op, src, dst FROM pending").fetchall()
+            for _, op, src, dst in rows:
+                _apply(op, src, dst)
+            db.execute("DELETE FROM pending")
+        if self.staging.exists():
+            for leftover in self.staging.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def manifest(self) -> dict[str, tuple[int, str, bool]]:
+        """uri -> (size, version, complete) of every object already read."""
+        with self._db() as db:
+            return {uri: (size, version, bool(complete)) for uri, size, version, complete
+                    in db.execute("SELECT uri, size, version, complete FROM objects")}
+
+    def manifest_entries(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            cursor = db.execute("SELECT * FROM objects ORDER BY uri")
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def data_files(self, dates: Iterable[str] | None = None) -> list[Path]:
+        with self._db() as db:
+            if dates is None:
+                rows = db.execute("SELECT path FROM files ORDER BY path").fetchall()
+            else:
+                wanted = sorted(set(dates))
+                marks = ",".join("?" * len(wanted))
+                rows = db.execute(f"SELECT path FROM files WHERE event_date IN ({marks}) "
+                                  "ORDER BY path", wanted).fetchall()
+        return [self.root / path for (path,) in rows]
+
+    # --- writing --------------------------------------------------------------------------
+
+    def new_run(self) -> tuple[str, Path]:
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        directory = self.staging / run_id
+        directory.mkdir(parents=True)
+        return run_id, directory
+
+    def final_path(self, run_id: str, new: NewFile) -> Path:
+        return self.events / f"{schema.PARTITION_COLUMN}={new.event_date}" / (
+            f"part-{run_id}-{new.staging.stem}.parquet")
+
+    def commit(self, run_id: str, files: list[NewFile], entries: list[ManifestEntry],
+               stats: dict[str, Any], quarantine_dir: Path | None) -> None:
+        """Make a run's data visible and its manifest entries true, atomically (see module doc)."""
+        moves = [(str(f.staging), str(self.final_path(run_id, f))) for f in files if f.rows]
+        if quarantine_dir is not None and quarantine_dir.exists():
+            moves.append((str(quarantine_dir), str(self.quarantine / run_id)))
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(e.uri, e.size, e.version, e.sha256, e.kind, e.container, e.events, e.written,
+                  e.quarantined, e.status, e.reason, int(e.complete), run_id) for e in entries])
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
+                           [(os.path.relpath(self.final_path(run_id, f), self.root),
+                             f.event_date, f.rows, run_id) for f in files if f.rows])
+            db.executemany("INSERT INTO pending VALUES (?,?,?,?)",
+                           [(run_id, "move", src, dst) for src, dst in moves])
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?)",
+                       (run_id, stats.get("started"), datetime.now(UTC).isoformat(),
+                        json.dumps(stats)))
+            db.execute("COMMIT")
+            for src, dst in moves:
+                _apply("move", src, dst)
+            db.execute("DELETE FROM pending WHERE run_id = ?", (run_id,))
+        shutil.rmtree(self.staging / run_id, ignore_errors=True)
+
+    def compact(self, dates: Iterable[str], threshold: int = COMPACT_AFTER) -> int:
+        """Merge the files of each day partition holding more than `threshold` into one."""
+        merged = 0
+        for day in sorted(set(dates)):
+            sources = self.data_files([day])
+            if len(sources) <= threshold:
+                continue
+            run_id, directory = self.new_run()
+            target = directory / "compacted.parquet"
+            rows = merge_parquet(sources, target)
+            new = NewFile(target, day, rows)
+            final = self.final_path(run_id, new)
+            with self._db() as db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("DELETE FROM files WHERE path = ?",
+                               [(os.path.relpath(s, self.root),) for s in sources])
+                db.execute("INSERT INTO files VALUES (?,?,?,?)",
+                           (os.path.relpath(final, self.root), day, rows, run_id))
+                ops = [(run_id, "move", str(target), str(final))]
+                ops += [(run_id, "delete", str(s), "") for s in sources]
+                db.executemany("INSERT INTO pending VALUES (?,?,?,?)", ops)
+                db.execute("COMMIT")
+                for _, op, src, dst in ops:
+                    _apply(op, src, dst)
+                db.execute("DELETE FROM pending WHERE run_id = ?", (run_id,))
+            shutil.rmtree(directory, ignore_errors=True)
+            merged += 1
+        return merged
+
+    # --- reading --------------------------------------------------------------------------
+
+    def connect(self, database: str = ":memory:") -> Any:
+        """A DuckDB connection with the views `cloudtrail`, `quarantine`, `manifest`."""
+        import duckdb
+
+        con = duckdb.connect(database)
+        create_views(con, self)
+        return con
+
+
+def create_views(con: Any, lake: Lake) -> None:
+    files = [str(p) for p in lake.data_files()]
+    if files:
+        con.execute(
+            f"CREATE OR REPLACE VIEW cloudtrail AS SELECT * FROM read_parquet({_sql_list(files)}, "
+            "hive_partitioning = true, hive_types = {'event_date': DATE})")
+    else:
+        empty = schema.arrow_schema().empty_table().append_column(
+            schema.PARTITION_COLUMN, pa.array([], pa.date32()))
+        con.register("_trailscan_empty", empty)
+        con.execute("CREATE OR REPLACE VIEW cloudtrail AS SELECT * FROM _trailscan_empty")
+    quarantine_files = sorted(str(p) for p in lake.quarantine.glob("*/quarantine-*.ndjson"))
+    if quarantine_files:
+        con.execute(
+            f"CREATE OR REPLACE VIEW quarantine AS SELECT * FROM read_json("
+            f"{_sql_list(quarantine_files)}, format = "
+            "'newline_delimited', maximum_object_size = 1073741824, columns = {run_id: 'VARCHAR', source: 'VARCHAR', "
+            "record_index: 'BIGINT', reason: 'VARCHAR', raw: 'VARCHAR', copy: 'VARCHAR'})")
+    else:
+        con.execute("CREATE OR REPLACE VIEW quarantine AS SELECT NULL::VARCHAR AS run_id, "
+                    "NULL::VARCHAR AS source, NULL::BIGINT AS record_index, NULL::VARCHAR AS "
+                    "reason, NULL::VARCHAR AS raw, NULL::VARCHAR AS copy WHERE false")
+    entries = lake.manifest_entries()
+    manifest = pa.Table.from_pylist(entries) if entries else pa.table({"uri": pa.array([], pa.string())})
+    con.register("_trailscan_manifest", manifest)
+    con.execute("CREATE OR REPLACE VIEW manifest AS SELECT * FROM _trailscan_manifest")
+
+
+def _sql_list(items: list[str]) -> str:
+    """A SQL list literal (views cannot take bound parameters)."""
+    return "[" + ", ".join("'" + item.replace("'", "''") + "'" for item in items) + "]"
+
+
+def merge_parquet(sources: list[Path], target: Path) -> int:
+    """Stream several lake files into one (bounded memory: one batch at a time)."""
+    rows = 0
+    with pq.ParquetWriter(target, schema.arrow_schema(), **PARQUET_OPTIONS) as writer:
+        for source in sources:
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=65536):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    _fsync(target)
+    return rows
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _apply(op: str, src: str, dst: str) -> None:
+    """Idempotent: replaying a finished operation is a no-op."""
+    if op == "delete":
+        Path(src).unlink(missing_ok=True)
+        return
+    source, target = Path(src), Path(dst)
+    if not source.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        if target.exists():
+            for child in source.iterdir():
+                os.replace(child, target / child.name)
+            source.rmdir()
+            return
+    os.replace(source, target)

@@ -1,0 +1,96 @@
+"""Output formats for every row-producing command, defined once (table, csv, json, ndjson, parquet)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import UsageError
+
+FORMATS = ("table", "csv", "json", "ndjson", "parquet")
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _cell(value: Any) -> str:
+    """A CSV/table cell; spreadsheet formula prefixes are neutralised (CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        text = _json(value).decode()
+    elif isinstance(value, datetime):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    if text.startswith(_FORMULA_PREFIXES):
+        text = "'" + text
+    return text
+
+
+def render(table: pa.Table, fmt: str, out: BinaryIO) -> None:
+    """Write `table` to the binary stream `out` in format `fmt`."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt == "parquet":
+        pq.write_table(table, out)
+        return
+    rows = table.to_pylist()
+    if fmt == "json":
+        out.write(orjson.dumps(rows, default=_default, option=orjson.OPT_NON_STR_KEYS
+                               | orjson.OPT_INDENT_2) + b"\n")
+    elif fmt == "ndjson":
+        for row in rows:
+            out.write(_json(row) + b"\n")
+    elif fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for row in rows:
+            writer.writerow([_cell(v) for v in row.values()])
+        out.write(text.getvalue().encode())
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(show_lines=False)
+        for name in table.column_names:
+            grid.add_column(name, overflow="fold")
+        for row in rows:
+            grid.add_row(*[_cell(v) for v in row.values()])
+        text = io.StringIO()
+        Console(file=text, width=200 if not out.isatty() else None).print(grid)
+        out.write(text.getvalue().encode())
+
+
+def emit(table: pa.Table, fmt: str, output: str | None) -> None:
+    """Render to a file or to stdout."""
+    if output:
+        with Path(output).open("wb") as handle:
+            render(table, fmt, handle)
+    else:
+        if fmt == "parquet" and sys.stdout.isatty():
+            raise UsageError("parquet output needs --output FILE")
+        render(table, fmt, sys.stdout.buffer)
+        sys.stdout.flush()

@@ -1,0 +1,27 @@
+"""Ad-hoc SQL over the lake's views."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pyarrow as pa
+
+from .errors import UsageError
+from .lake import Lake
+
+
+def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None) -> pa.Table:
+    """Run one SQL statement against `cloudtrail`, `quarantine` and `manifest`; rows as Arrow."""
+    con = Lake.open(lake_path).connect()
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement without rows
+            return pa.table({})
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        return fetch()
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise UsageError(f"SQL error: {message}") from None
+    finally:
+        con.close()

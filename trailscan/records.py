@@ -1,0 +1,353 @@
+"""Bytes to typed Arrow record batches.
+
+One pass per file: gunzip (detected by magic bytes, bounded against gzip bombs), sha256 of the uncompressed
+bytes (reused by integrity checks), JSON parse (orjson), container detection, conversion to the lake schema.
+Every record ends up either in the returned table or in `rejected` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from . import schema
+from .errors import BadInput, NotEvents
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # per file, uncompressed; see README "Limits"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that could not go into the lake, with why and its original text."""
+
+    index: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class Parsed:
+    """Everything learnt from one file in one pass."""
+
+    sha256: str
+    size: int  # uncompressed bytes
+    container: str  # records | array | ndjson | lookup-events | record
+    table: pa.Table | None
+    events_read: int
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def decompress(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Inflate gzip (all members) or return plain bytes; refuse output over `limit` bytes."""
+    if data[:2] != GZIP_MAGIC:
+        if len(data) > limit:
+            raise BadInput(f"file is larger than the limit of {limit} bytes")
+        return data
+    parts: list[bytes] = []
+    total = 0
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(31)
+        try:
+            chunk = inflater.decompress(rest, limit - total + 1)
+        except zlib.error as exc:
+            raise BadInput(f"corrupt gzip data ({exc})") from None
+        total += len(chunk)
+        if total > limit or inflater.unconsumed_tail:
+            raise BadInput(f"decompressed size exceeds the limit of {limit} bytes (gzip bomb?)")
+        if not inflater.eof:
+            raise BadInput("truncated gzip stream (unexpected end of file)")
+        parts.append(chunk)
+        rest = inflater.unused_data
+        if rest and rest[:2] != GZIP_MAGIC:
+            raise BadInput(f"{len(rest)} bytes of trailing data after the gzip stream")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _BadItem:
+    """A container item that is already known to be bad (invalid JSON line, bad CloudTrailEvent)."""
+
+    __slots__ = ("reason", "raw")
+
+    def __init__(self, reason: str, raw: str) -> None:
+        self.reason = reason
+        self.raw = raw
+
+
+def _loads(text: bytes | str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib is the referee.
+        return json.loads(text)
+
+
+def _json_error(exc: ValueError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid UTF-8 at byte {exc.start}"
+    return f"invalid JSON ({exc})"
+
+
+def _is_digest(doc: dict[str, Any]) -> bool:
+    return "digestStartTime" in doc and "logFiles" in doc
+
+
+def _from_event_item(item: Any) -> Any:
+    """`aws cloudtrail lookup-events` items carry the record as a JSON string."""
+    if isinstance(item, dict) and isinstance(item.get("CloudTrailEvent"), str):
+        try:
+            return _loads(item["CloudTrailEvent"])
+        except ValueError as exc:
+            return _BadItem(f"CloudTrailEvent: {_json_error(exc)}", item["CloudTrailEvent"])
+    return item
+
+
+def _items_of(doc: Any) -> tuple[str, list[Any]]:
+    if isinstance(doc, list):
+        return "array", doc
+    if not isinstance(doc, dict):
+        raise BadInput(f"JSON is not CloudTrail (top level is {type(doc).__name__})")
+    if "Records" in doc:
+        if not isinstance(doc["Records"], list):
+            raise BadInput("JSON is not CloudTrail (Records is not an array)")
+        return "records", doc["Records"]
+    if "Events" in doc:
+        if not isinstance(doc["Events"], list):
+            raise BadInput("JSON is not CloudTrail (Events is not an array)")
+        return "lookup-events", [_from_event_item(i) for i in doc["Events"]]
+    if "CloudTrailEvent" in doc:
+        return "lookup-events", [_from_event_item(doc)]
+    if _is_digest(doc):
+        raise NotEvents("digest")
+    if "eventID" in doc or "eventTime" in doc:
+        return "record", [doc]
+    keys = ", ".join(list(doc)[:5]) or "none"
+    raise BadInput(f"JSON is not CloudTrail (object without Records/Events; keys: {keys})")
+
+
+def _ndjson(text: bytes) -> list[Any]:
+    items: list[Any] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = _loads(line)
+        except ValueError as exc:
+            raw = line.decode("utf-8", "replace")
+            items.append(_BadItem(f"line {number}: {_json_error(exc)}", raw))
+            continue
+        try:
+            items.extend(_items_of(doc)[1])
+        except BadInput as exc:
+            items.append(_BadItem(f"line {number}: {exc}", line.decode("utf-8", "replace")))
+    return items
+
+
+def split_container(text: bytes) -> tuple[str, list[Any]]:
+    """Find the records in any supported container; raise BadInput/NotEvents for the whole file."""
+    if not text.strip():
+        raise BadInput("empty file")
+    try:
+        doc = _loads(text)
+    except ValueError as exc:
+        if b"\n" in text.strip():
+            items = _ndjson(text)
+            if items and not all(isinstance(i, _BadItem) for i in items):
+                return "ndjson", items
+        raise BadInput(_json_error(exc)) from None
+    return _items_of(doc)
+
+
+# --- conversion ---------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits parsed by the stdlib fallback
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _prepare(obj: dict[str, Any], plan: schema.StructPlan) -> tuple[dict[str, Any], Any]:
+    """Serialise JSON-typed fields and split off unknown keys; returns (row, unknown or None).
+
+    Copies only what it changes, so the caller's parsed record stays intact for the quarantine.
+    """
+    row = obj
+    unknown: dict[str, Any] | None = None
+    if not obj.keys() <= plan.known:
+        unknown = {k: obj[k] for k in obj.keys() - plan.known}
+    for name in plan.json_fields:
+        value = obj.get(name)
+        if value is not None:
+            if row is obj:
+                row = dict(obj)
+            row[name] = _dumps(value)
+    for name, sub in plan.structs:
+        value = obj.get(name)
+        if type(value) is dict and (sub.json_fields or sub.structs or not value.keys() <= sub.known):
+            new, extra = _prepare(value, sub)
+            if new is not value:
+                if row is obj:
+                    row = dict(obj)
+                row[name] = new
+            if extra is not None:
+                unknown = unknown or {}
+                unknown[name] = extra
+    for name, sub in plan.lists:
+        value = obj.get(name)
+        if type(value) is list:
+            extras = {}
+            for i, item in enumerate(value):
+                if type(item) is dict and not item.keys() <= sub.known:
+                    extras[str(i)] = {k: item[k] for k in item.keys() - sub.known}
+            if extras:
+                unknown = unknown or {}
+                unknown[name] = extras
+    return row, unknown
+
+
+@dataclass(frozen=True)
+class _Layout:
+    row_type: pa.StructType  # schema with eventTime as string (parsed after, vectorised)
+    time_index: int
+
+
+def _layout() -> _Layout:
+    record_type = schema.record_plan().arrow
+    fields = []
+    time_index = -1
+    for i in range(record_type.num_fields):
+        f = record_type.field(i)
+        if f.name == "eventTime":
+            time_index = i
+            f = pa.field("eventTime", pa.string())
+        fields.append(f)
+    return _Layout(pa.struct(fields), time_index)
+
+
+_LAYOUT = _layout()
+_PLAN = schema.record_plan()
+_REQUIRED = schema.REQUIRED_FIELDS
+
+
+def _raw(record: Any) -> str:
+    return _dumps(record).decode("utf-8", "replace")
+
+
+def _reason(record: Any) -> str:
+    if not isinstance(record, dict):
+        return f"record is not a JSON object ({type(record).__name__})"
+    return schema.explain(record)
+
+
+def to_table(items: list[Any], source: str) -> tuple[pa.Table | None, list[Rejected]]:
+    """Convert container items to a lake table; anything that does not fit is rejected, not lost."""
+    rows: list[dict[str, Any]] = []
+    unknowns: list[bytes | None] = []
+    kept: list[int] = []
+    rejected: list[Rejected] = []
+    for i, item in enumerate(items):
+        if type(item) is not dict:
+            if isinstance(item, _BadItem):
+                rejected.append(Rejected(i, item.reason, item.raw))
+            else:
+                rejected.append(Rejected(i, _reason(item), _raw(item)))
+            continue
+        if not all(type(item.get(f)) is str for f in _REQUIRED):
+            rejected.append(Rejected(i, _reason(item), _raw(item)))
+            continue
+        row, unknown = _prepare(item, _PLAN)
+        rows.append(row)
+        unknowns.append(None if unknown is None else _dumps(unknown))
+        kept.append(i)
+    if not rows:
+        return None, rejected
+    try:
+        array = pa.array(rows, type=_LAYOUT.row_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array, rows, unknowns, kept = _convert_one_by_one(items, rows, unknowns, kept, rejected)
+        if array is None:
+            return None, rejected
+    table = pa.Table.from_struct_array(array)
+    times = table.column(_LAYOUT.time_index)
+    try:
+        parsed = times.cast(pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table, unknowns, parsed = _drop_bad_times(items, table, unknowns, kept, rejected)
+        if table is None:
+            return None, rejected
+    table = table.set_column(_LAYOUT.time_index, schema.arrow_schema().field("eventTime"), parsed)
+    n = table.num_rows
+    table = table.append_column(schema.UNKNOWN_FIELDS, pa.array(unknowns, type=pa.string()))
+    table = table.append_column(schema.SOURCE_OBJECT, pa.array([source] * n, type=pa.string()))
+    table = table.append_column(schema.INTEGRITY_STATUS, pa.array(["unchecked"] * n, pa.string()))
+    table = table.append_column(schema.COVERING_DIGEST, pa.nulls(n, pa.string()))
+    rejected.sort(key=lambda r: r.index)
+    return table.cast(schema.arrow_schema()), rejected
+
+
+def _convert_one_by_one(
+    items: list[Any],
+    rows: list[dict[str, Any]],
+    unknowns: list[bytes | None],
+    kept: list[int],
+    rejected: list[Rejected],
+) -> tuple[pa.Array | None, list[dict[str, Any]], list[bytes | None], list[int]]:
+    """Slow path, only for a batch that failed: find exactly which records have wrong types."""
+    good_rows, good_unknowns, good_kept = [], [], []
+    for row, unknown, index in zip(rows, unknowns, kept, strict=True):
+        try:
+            pa.array([row], type=_LAYOUT.row_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            rejected.append(Rejected(index, _reason(items[index]), _raw(items[index])))
+            continue
+        good_rows.append(row)
+        good_unknowns.append(unknown)
+        good_kept.append(index)
+    if not good_rows:
+        return None, [], [], []
+    return pa.array(good_rows, type=_LAYOUT.row_type), good_rows, good_unknowns, good_kept
+
+
+def _drop_bad_times(
+    items: list[Any],
+    table: pa.Table,
+    unknowns: list[bytes | None],
+    kept: list[int],
+    rejected: list[Rejected],
+) -> tuple[pa.Table | None, list[bytes | None], pa.ChunkedArray]:
+    ts_type = pa.timestamp("us", tz="UTC")
+    mask = []
+    for value in table.column(_LAYOUT.time_index).to_pylist():
+        try:
+            pa.scalar(value).cast(ts_type)
+            mask.append(True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            mask.append(False)
+    for ok, index in zip(mask, kept, strict=True):
+        if not ok:
+            value = items[index].get("eventTime")
+            rejected.append(Rejected(index, f"eventTime: {value!r} is not an ISO-8601 UTC timestamp",
+                                     _raw(items[index])))
+    if not any(mask):
+        return None, [], pa.chunked_array([], ts_type)
+    table = table.filter(pa.array(mask))
+    unknowns = [u for u, ok in zip(unknowns, mask, strict=True) if ok]
+    return table, unknowns, table.column(_LAYOUT.time_index).cast(ts_type)
+
+
+def parse(data: bytes, source: str, limit: int = DEFAULT_MAX_BYTES) -> Parsed:
+    """Decode one object's bytes into a table; raises BadInput (whole file bad) or NotEvents."""
+    text = decompress(data, limit)
+    digest = hashlib.sha256(text).hexdigest()
+    container, items = split_container(text)
+    table, rejected = to_table(items, source)
+    return Parsed(digest, len(text), container, table, len(items), rejected)
