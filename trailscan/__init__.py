@@ -1,4 +1,4 @@
-"""trailscan: CloudTrail logs to a clean Parquet lake, integrity checks, detections and investigation."""
+"""trailscan: CloudTrail logs to a clean Parquet lake, integrity, detections, investigations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 __all__ = ["TrailscanError", "__version__", "open_lake"]
 
 
-def open_lake(path: str | None = None):  # noqa: ANN201 - returns duckdb.DuckDBPyConnection
+def open_lake(path: str | None = None):
     """A DuckDB connection with the lake's views (`cloudtrail`, `quarantine`, `manifest`)."""
     from .lake import Lake
 

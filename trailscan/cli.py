@@ -34,7 +34,8 @@ def lake_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--format/--output for every command that prints rows."""
-    func = click.option("--output", "-o", default=None, help="Write to FILE instead of stdout.")(func)
+    func = click.option("--output", "-o", default=None,
+                        help="Write to FILE instead of stdout.")(func)
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
                         show_default=True, help="Output format.")(func)
 
@@ -208,3 +209,7 @@ def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
 
 def main() -> None:
     cli(prog_name="trailscan")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """Exact re-deliveries are stored once; records that share an eventID but differ are all kept.
 
-Only eventIDs seen more than once (in this run, or already in the lake for the same day) are compared
-in full, so the common case costs one narrow scan of the new eventIDs.
+Only eventIDs seen more than once (in this run, or already in the lake for the same day) are
+compared in full, so the common case costs one narrow scan of the new eventIDs.
 """
 
 from __future__ import annotations

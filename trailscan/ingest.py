@@ -1,7 +1,8 @@
 """Ingest: source objects -> parsed batches (parallel workers) -> deduplicated, committed Parquet.
 
-Workers parse files and stream rows into per-day staging Parquet files; the parent then removes exact
-re-deliveries (same eventID and content, within the run and against the lake) and commits atomically.
+Workers parse files and stream rows into per-day staging Parquet files; the parent then removes
+exact re-deliveries (same eventID and content, within the run and against the lake) and commits
+atomically.
 Nothing is lost: every record read is written, counted as a duplicate, quarantined or filtered out.
 """
 
@@ -38,8 +39,8 @@ def _no_progress(stage: str, done: int, total: int | None) -> None:
 
 @dataclass
 class IngestStats:
-    """What a run did; `events_read == events_written + events_duplicate + events_quarantined +
-    events_filtered` always holds (events_filtered is 0 without --since/--until/--account/--region)."""
+    """What a run did. Always: `events_read == events_written + events_duplicate +
+    events_quarantined + events_filtered` (events_filtered is 0 without range/account filters)."""
 
     lake: str = ""
     run_id: str = ""
@@ -126,7 +127,8 @@ class Worker:
             return out
         except BadInput as exc:
             return self._reject_file(out, data, str(exc))
-        out.sha256, out.container, out.events_read = parsed.sha256, parsed.container, parsed.events_read
+        out.sha256, out.container = parsed.sha256, parsed.container
+        out.events_read = parsed.events_read
         table = parsed.table
         if table is not None and self.filters.active:
             table, out.filtered = _filter(table, self.filters)
@@ -227,9 +229,8 @@ def ingest(
                 parent_quarantine.file(obj.uri, obj.reason, None)
             elif obj.key.kind in (DIGEST, SIDECAR):
                 stats.files_digest += 1
-            elif not filters.admits_key(obj.key):
-                stats.files_skipped += 1
-            elif (seen := known.get(obj.uri)) and seen == (obj.size, obj.version, True):
+            elif not filters.admits_key(obj.key) or known.get(obj.uri) == (
+                    obj.size, obj.version, True):
                 stats.files_skipped += 1
             else:
                 todo.append(obj)

@@ -1,4 +1,4 @@
-"""Output formats for every row-producing command, defined once (table, csv, json, ndjson, parquet)."""
+"""Output formats for every command that prints rows, defined once."""
 
 from __future__ import annotations
 

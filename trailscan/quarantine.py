@@ -1,4 +1,4 @@
-"""The quarantine: every rejected file or record, kept with a one-line reason, never silently dropped."""
+"""The quarantine: every rejected file or record, kept with a one-line reason."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class QuarantineWriter:
     def _write(self, entry: dict[str, object]) -> None:
         if self._index is None:
             (self.directory / "files").mkdir(parents=True, exist_ok=True)
-            self._index = open(self.directory / f"quarantine-{self.name}.ndjson", "ab")
+            path = self.directory / f"quarantine-{self.name}.ndjson"
+            self._index = open(path, "ab")  # noqa: SIM115 - appended to until close()
         self._index.write(orjson.dumps(entry) + b"\n")
 
     def _copy(self, source: str, data: bytes) -> str:

@@ -1,7 +1,8 @@
 """Bytes to typed Arrow record batches.
 
-One pass per file: gunzip (detected by magic bytes, bounded against gzip bombs), sha256 of the uncompressed
-bytes (reused by integrity checks), JSON parse (orjson), container detection, conversion to the lake schema.
+One pass per file: gunzip (detected by magic bytes, bounded against gzip bombs), sha256 of the
+uncompressed bytes (reused by integrity checks), JSON parse (orjson), container detection,
+conversion to the lake schema.
 Every record ends up either in the returned table or in `rejected` with a one-line reason.
 """
 
@@ -74,7 +75,7 @@ def decompress(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> bytes:
 class _BadItem:
     """A container item that is already known to be bad (invalid JSON line, bad CloudTrailEvent)."""
 
-    __slots__ = ("reason", "raw")
+    __slots__ = ("raw", "reason")
 
     def __init__(self, reason: str, raw: str) -> None:
         self.reason = reason
@@ -192,7 +193,8 @@ def _prepare(obj: dict[str, Any], plan: schema.StructPlan) -> tuple[dict[str, An
             row[name] = _dumps(value)
     for name, sub in plan.structs:
         value = obj.get(name)
-        if type(value) is dict and (sub.json_fields or sub.structs or not value.keys() <= sub.known):
+        if type(value) is dict and (sub.json_fields or sub.structs
+                                    or not value.keys() <= sub.known):
             new, extra = _prepare(value, sub)
             if new is not value:
                 if row is obj:
@@ -202,16 +204,22 @@ def _prepare(obj: dict[str, Any], plan: schema.StructPlan) -> tuple[dict[str, An
                 unknown = unknown or {}
                 unknown[name] = extra
     for name, sub in plan.lists:
-        value = obj.get(name)
-        if type(value) is list:
-            extras = {}
-            for i, item in enumerate(value):
-                if type(item) is dict and not item.keys() <= sub.known:
-                    extras[str(i)] = {k: item[k] for k in item.keys() - sub.known}
-            if extras:
-                unknown = unknown or {}
-                unknown[name] = extras
+        extras = _list_unknowns(obj.get(name), sub)
+        if extras is not None:
+            unknown = unknown or {}
+            unknown[name] = extras
     return row, unknown
+
+
+def _list_unknowns(value: Any, item_plan: schema.StructPlan) -> dict[str, Any] | None:
+    """Unknown keys of objects in an array (e.g. `resources`), keyed by position."""
+    if type(value) is not list:
+        return None
+    extras = {}
+    for i, item in enumerate(value):
+        if type(item) is dict and not item.keys() <= item_plan.known:
+            extras[str(i)] = {k: item[k] for k in item.keys() - item_plan.known}
+    return extras or None
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,10 @@ def to_table(items: list[Any], source: str) -> tuple[pa.Table | None, list[Rejec
     unknowns: list[bytes | None] = []
     kept: list[int] = []
     rejected: list[Rejected] = []
+    known = _PLAN.known
+    json_fields = _PLAN.json_fields
+    structs = _PLAN.structs
+    lists = _PLAN.lists
     for i, item in enumerate(items):
         if type(item) is not dict:
             if isinstance(item, _BadItem):
@@ -261,10 +273,34 @@ def to_table(items: list[Any], source: str) -> tuple[pa.Table | None, list[Rejec
             else:
                 rejected.append(Rejected(i, _reason(item), _raw(item)))
             continue
-        if not all(type(item.get(f)) is str for f in _REQUIRED):
+        get = item.get
+        if not (type(get("eventTime")) is str and type(get("eventID")) is str
+                and type(get("eventName")) is str and type(get("eventSource")) is str):
             rejected.append(Rejected(i, _reason(item), _raw(item)))
             continue
-        row, unknown = _prepare(item, _PLAN)
+        # Inlined top level of _prepare(): this loop runs once per event.
+        row = dict(item)
+        unknown = None
+        if not item.keys() <= known:
+            unknown = {k: item[k] for k in item.keys() - known}
+        for name in json_fields:
+            value = get(name)
+            if value is not None:
+                row[name] = _dumps(value)
+        for name, sub in structs:
+            value = get(name)
+            if type(value) is dict and (sub.json_fields or sub.structs
+                                        or not value.keys() <= sub.known):
+                new, extra = _prepare(value, sub)
+                row[name] = new
+                if extra is not None:
+                    unknown = unknown or {}
+                    unknown[name] = extra
+        for name, sub in lists:
+            extra = _list_unknowns(get(name), sub)
+            if extra is not None:
+                unknown = unknown or {}
+                unknown[name] = extra
         rows.append(row)
         unknowns.append(None if unknown is None else _dumps(unknown))
         kept.append(i)
@@ -335,8 +371,8 @@ def _drop_bad_times(
     for ok, index in zip(mask, kept, strict=True):
         if not ok:
             value = items[index].get("eventTime")
-            rejected.append(Rejected(index, f"eventTime: {value!r} is not an ISO-8601 UTC timestamp",
-                                     _raw(items[index])))
+            reason = f"eventTime: {value!r} is not an ISO-8601 UTC timestamp"
+            rejected.append(Rejected(index, reason, _raw(items[index])))
     if not any(mask):
         return None, [], pa.chunked_array([], ts_type)
     table = table.filter(pa.array(mask))

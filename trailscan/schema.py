@@ -1,7 +1,7 @@
 """The CloudTrail record schema, defined once.
 
-`cloudtrail.schema.json` (JSON Schema) is the single source of truth: the Arrow/Parquet schema of the lake,
-the per-record conversion plan and the human-readable reason for a rejected record are all derived from it.
+`cloudtrail.schema.json` (JSON Schema) is the single source of truth: the lake's Arrow/Parquet
+schema, the per-record conversion plan and the reason given for a rejected record derive from it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class StructPlan:
     arrow: pa.DataType = field(default_factory=pa.null)
 
 
-def _arrow_type(node: dict[str, Any], root: dict[str, Any]) -> tuple[pa.DataType, StructPlan | None]:
+def _arrow_type(node: dict[str, Any],
+                root: dict[str, Any]) -> tuple[pa.DataType, StructPlan | None]:
     node = _resolve(node, root)
     if node.get(JSON_MARK) == "json":
         return pa.string(), None

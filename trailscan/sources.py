@@ -1,7 +1,7 @@
 """Where objects come from: list candidate objects, classify them by key, filter by key, read them.
 
-Listing is kept apart from parsing so that the same filters (account, region, date) apply to a local tree
-today and to an S3 bucket (prefix arithmetic) later.
+Listing is kept apart from parsing so that the same filters (account, region, date) apply to a
+local tree and to an S3 bucket (prefix arithmetic).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ObjectKey:
 
 
 def classify(key: str) -> ObjectKey:
-    """Classify a path or S3 key by CloudTrail's layout; sidecars and digests are not event files."""
+    """Classify a path or S3 key by CloudTrail's layout; digests and sidecars hold no events."""
     if key.endswith(SIDECAR_SUFFIX):
         return ObjectKey(SIDECAR)
     match = KEY_PATTERN.search(key.replace(os.sep, "/"))

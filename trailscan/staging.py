@@ -1,11 +1,12 @@
 """Stream parsed rows into per-day staging Parquet files with bounded memory.
 
-A worker sees files in key order, so rows arrive roughly by day; buffering per day and writing a row group
-when a day's buffer fills keeps files few and large while holding at most MAX_BUFFERED rows in memory.
+A worker sees files in key order, so rows arrive roughly by day; buffering per day and writing a
+row group when a day's buffer fills keeps files few and large, with at most MAX_BUFFERED rows held.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +19,20 @@ from .lake import PARQUET_OPTIONS, NewFile, _fsync
 ROW_GROUP = 65536  # rows per Parquet row group
 MAX_BUFFERED = 131072  # rows buffered per worker across all days
 MAX_OPEN = 16  # open writers (days) per worker; the least recently used is closed beyond this
+
+
+_EPOCH = date(1970, 1, 1)
+_MICROS_PER_DAY = 86_400_000_000
+
+
+def day_numbers(times: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """UTC day numbers of microsecond timestamps by integer arithmetic (no time-zone database)."""
+    micros = pc.cast(times, pa.timestamp("us")).cast(pa.int64())
+    return pc.floor(pc.divide(micros.cast(pa.float64()), float(_MICROS_PER_DAY))).cast(pa.int64())
+
+
+def _iso(day_number: int) -> str:
+    return (_EPOCH + timedelta(days=day_number)).isoformat()
 
 
 class DaySink:
@@ -33,13 +48,14 @@ class DaySink:
         self.count = 0
 
     def add(self, table: pa.Table) -> None:
-        days = pc.cast(table["eventTime"], pa.date32())
-        first, last = pc.min_max(days).values()
+        days = day_numbers(table["eventTime"])
+        bounds = pc.min_max(days)
+        first, last = bounds["min"].as_py(), bounds["max"].as_py()
         if first == last:
-            self._buffer(first.as_py().isoformat(), table)
+            self._buffer(_iso(first), table)
         else:
             for day in pc.unique(days).to_pylist():
-                self._buffer(day.isoformat(), table.filter(pc.equal(days, pa.scalar(day))))
+                self._buffer(_iso(day), table.filter(pc.equal(days, day)))
         while sum(self.buffered.values()) > MAX_BUFFERED:
             self._flush(max(self.buffered, key=self.buffered.__getitem__))
 
