@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from . import records, schema
 from .dedupe import dedupe
-from .errors import BadInput, LakeError, NotEvents
+from .errors import BadInput, LakeError, NotEvents, UsageError
 from .lake import Lake, ManifestEntry, NewFile
 from .quarantine import QuarantineWriter
 from .sources import DIGEST, SIDECAR, Filters, SourceObject, Unreadable, walk_local
@@ -123,10 +123,12 @@ class Worker:
         try:
             parsed = records.parse(data, obj.uri, self.limit)
         except NotEvents as exc:
-            out.status = DIGEST if str(exc) == "digest" else SIDECAR
+            out.status = DIGEST if str(exc) == "digest" else SIDECAR  # key lists count as metadata
             return out
         except BadInput as exc:
             return self._reject_file(out, data, str(exc))
+        except Exception as exc:
+            return self._reject_file(out, data, f"unexpected error: {type(exc).__name__}: {exc}")
         out.sha256, out.container = parsed.sha256, parsed.container
         out.events_read = parsed.events_read
         table = parsed.table
@@ -212,6 +214,10 @@ def ingest(
     """Ingest CloudTrail objects from local paths (or given `objects`) into the lake."""
     started = time.perf_counter()
     filters = filters or Filters()
+    sources = [Path(s) for s in sources]
+    for source in sources:
+        if not source.exists() and not source.is_symlink():
+            raise UsageError(f"no such file or directory: {source}")
     lake = Lake.open(lake_path, create=True)
     stats = IngestStats(lake=str(lake.root))
     listing = objects if objects is not None else walk_local(sources)
@@ -250,12 +256,12 @@ def ingest(
             stats.events_read += out.events_read
             stats.events_quarantined += out.quarantined
             stats.events_filtered += out.filtered
-            if out.status in ("ingested", "quarantined"):
+            if out.status in ("ingested", "quarantined"):  # the manifest lists event sources
                 entries.append(ManifestEntry(
                     out.uri, out.size, out.version, out.sha256, out.kind, out.container,
                     out.events_read, out.kept, out.quarantined, out.status, out.reason,
                     complete=out.filtered == 0))
-            progress("read", len(entries), len(todo))
+            progress("read", stats.files_ingested + stats.files_quarantined, len(todo))
 
         files = _run_workers(todo, staging, limit, filters, workers or os.cpu_count() or 1,
                              on_outcome)

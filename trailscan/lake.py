@@ -179,7 +179,16 @@ class Lake:
                 marks = ",".join("?" * len(wanted))
                 rows = db.execute(f"SELECT path FROM files WHERE event_date IN ({marks}) "
                                   "ORDER BY path", wanted).fetchall()
-        return [self.root / path for (path,) in rows]
+            pending = dict(db.execute("SELECT dst, src FROM pending WHERE op = 'move'").fetchall())
+        out = []
+        for (path,) in rows:
+            final = self.root / path
+            # A committed run whose renames have not finished (killed, or still running): its
+            # data is still in staging, and readers see it there.
+            if not final.exists() and str(final) in pending:
+                final = Path(pending[str(final)])
+            out.append(final)
+        return out
 
     # --- writing --------------------------------------------------------------------------
 
@@ -255,6 +264,7 @@ class Lake:
         import duckdb
 
         con = duckdb.connect(database)
+        con.execute("SET TimeZone = 'UTC'")
         create_views(con, self)
         return con
 
@@ -262,9 +272,13 @@ class Lake:
 def create_views(con: Any, lake: Lake) -> None:
     files = [str(p) for p in lake.data_files()]
     if files:
+        # event_date from our own directory name only: a folder above the lake that merely looks
+        # like key=value must not become a column.
         con.execute(
-            f"CREATE OR REPLACE VIEW cloudtrail AS SELECT * FROM read_parquet({_sql_list(files)}, "
-            "hive_partitioning = true, hive_types = {'event_date': DATE})")
+            "CREATE OR REPLACE VIEW cloudtrail AS SELECT * EXCLUDE (filename), "
+            "CAST(regexp_extract(filename, '/event_date=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$', 1) "
+            "AS DATE) AS event_date "
+            f"FROM read_parquet({_sql_list(files)}, filename = true, hive_partitioning = false)")
     else:
         empty = schema.arrow_schema().empty_table().append_column(
             schema.PARTITION_COLUMN, pa.array([], pa.date32()))

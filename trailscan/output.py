@@ -44,7 +44,7 @@ def _cell(value: Any) -> str:
         text = value.isoformat()
     else:
         text = str(value)
-    if text.startswith(_FORMULA_PREFIXES):
+    if isinstance(value, str) and text.startswith(_FORMULA_PREFIXES):
         text = "'" + text
     return text
 
@@ -73,12 +73,13 @@ def render(table: pa.Table, fmt: str, out: BinaryIO) -> None:
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         grid = Table(show_lines=False)
-        for name in table.column_names:
-            grid.add_column(name, overflow="fold")
+        for name in table.column_names:  # Text(): values from logs are never rich markup
+            grid.add_column(Text(name), overflow="fold")
         for row in rows:
-            grid.add_row(*[_cell(v) for v in row.values()])
+            grid.add_row(*[Text(_cell(v)) for v in row.values()])
         text = io.StringIO()
         Console(file=text, width=200 if not out.isatty() else None).print(grid)
         out.write(text.getvalue().encode())

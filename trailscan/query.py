@@ -7,13 +7,18 @@ import os
 import duckdb
 import pyarrow as pa
 
-from .errors import UsageError
+from .errors import LakeError, UsageError
 from .lake import Lake
 
 
 def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None) -> pa.Table:
     """Run one SQL statement against `cloudtrail`, `quarantine` and `manifest`; rows as Arrow."""
-    con = Lake.open(lake_path).connect()
+    lake = Lake.open(lake_path)
+    try:
+        con = lake.connect()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise LakeError(f"cannot read lake {lake.root}: {first}") from None
     try:
         relation = con.sql(sql)
         if relation is None:  # a statement without rows

@@ -82,11 +82,17 @@ class _BadItem:
         self.raw = raw
 
 
-def _loads(text: bytes | str) -> Any:
+class _NeedsExactParse(Exception):
+    """orjson turned an integer beyond 64 bits into a float: re-parse the file with the stdlib."""
+
+
+def _loads(text: bytes | str, exact: bool = False) -> Any:
+    if exact:
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits and lone surrogates; the stdlib is the referee.
+        # orjson refuses lone surrogate escapes, which are legal JSON: the stdlib is the referee.
         return json.loads(text)
 
 
@@ -100,17 +106,17 @@ def _is_digest(doc: dict[str, Any]) -> bool:
     return "digestStartTime" in doc and "logFiles" in doc
 
 
-def _from_event_item(item: Any) -> Any:
+def _from_event_item(item: Any, exact: bool = False) -> Any:
     """`aws cloudtrail lookup-events` items carry the record as a JSON string."""
     if isinstance(item, dict) and isinstance(item.get("CloudTrailEvent"), str):
         try:
-            return _loads(item["CloudTrailEvent"])
+            return _loads(item["CloudTrailEvent"], exact)
         except ValueError as exc:
             return _BadItem(f"CloudTrailEvent: {_json_error(exc)}", item["CloudTrailEvent"])
     return item
 
 
-def _items_of(doc: Any) -> tuple[str, list[Any]]:
+def _items_of(doc: Any, exact: bool = False) -> tuple[str, list[Any]]:
     if isinstance(doc, list):
         return "array", doc
     if not isinstance(doc, dict):
@@ -122,48 +128,50 @@ def _items_of(doc: Any) -> tuple[str, list[Any]]:
     if "Events" in doc:
         if not isinstance(doc["Events"], list):
             raise BadInput("JSON is not CloudTrail (Events is not an array)")
-        return "lookup-events", [_from_event_item(i) for i in doc["Events"]]
+        return "lookup-events", [_from_event_item(i, exact) for i in doc["Events"]]
     if "CloudTrailEvent" in doc:
-        return "lookup-events", [_from_event_item(doc)]
+        return "lookup-events", [_from_event_item(doc, exact)]
     if _is_digest(doc):
         raise NotEvents("digest")
+    if "PublicKeyList" in doc:  # `aws cloudtrail list-public-keys` output kept beside a trail
+        raise NotEvents("public-keys")
     if "eventID" in doc or "eventTime" in doc:
         return "record", [doc]
     keys = ", ".join(list(doc)[:5]) or "none"
     raise BadInput(f"JSON is not CloudTrail (object without Records/Events; keys: {keys})")
 
 
-def _ndjson(text: bytes) -> list[Any]:
+def _ndjson(text: bytes, exact: bool = False) -> list[Any]:
     items: list[Any] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            doc = _loads(line)
+            doc = _loads(line, exact)
         except ValueError as exc:
             raw = line.decode("utf-8", "replace")
             items.append(_BadItem(f"line {number}: {_json_error(exc)}", raw))
             continue
         try:
-            items.extend(_items_of(doc)[1])
+            items.extend(_items_of(doc, exact)[1])
         except BadInput as exc:
             items.append(_BadItem(f"line {number}: {exc}", line.decode("utf-8", "replace")))
     return items
 
 
-def split_container(text: bytes) -> tuple[str, list[Any]]:
+def split_container(text: bytes, exact: bool = False) -> tuple[str, list[Any]]:
     """Find the records in any supported container; raise BadInput/NotEvents for the whole file."""
     if not text.strip():
         raise BadInput("empty file")
     try:
-        doc = _loads(text)
+        doc = _loads(text, exact)
     except ValueError as exc:
         if b"\n" in text.strip():
-            items = _ndjson(text)
+            items = _ndjson(text, exact)
             if items and not all(isinstance(i, _BadItem) for i in items):
                 return "ndjson", items
         raise BadInput(_json_error(exc)) from None
-    return _items_of(doc)
+    return _items_of(doc, exact)
 
 
 # --- conversion ---------------------------------------------------------------------------
@@ -171,12 +179,35 @@ def split_container(text: bytes) -> tuple[str, list[Any]]:
 
 def _dumps(value: Any) -> bytes:
     try:
+        out = orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits or lone surrogates, from the stdlib parser
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode()
+    if b"e+" in out and _has_huge_float(value):
+        raise _NeedsExactParse
+    return out
+
+
+def _dumps_exact(value: Any) -> bytes:
+    """For values parsed by the stdlib (exact integers): never asks for another parse."""
+    try:
         return orjson.dumps(value)
-    except TypeError:  # integers beyond 64 bits parsed by the stdlib fallback
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _prepare(obj: dict[str, Any], plan: schema.StructPlan) -> tuple[dict[str, Any], Any]:
+def _has_huge_float(value: Any) -> bool:
+    """True when a float could be a mangled integer beyond 64 bits (rare: checked only on 'e+')."""
+    if type(value) is float:
+        return abs(value) >= 2**63 and value.is_integer()
+    if type(value) is dict:
+        return any(_has_huge_float(v) for v in value.values())
+    if type(value) is list:
+        return any(_has_huge_float(v) for v in value)
+    return False
+
+
+def _prepare(obj: dict[str, Any], plan: schema.StructPlan,
+             dumps: Any = _dumps) -> tuple[dict[str, Any], Any]:
     """Serialise JSON-typed fields and split off unknown keys; returns (row, unknown or None).
 
     Copies only what it changes, so the caller's parsed record stays intact for the quarantine.
@@ -184,18 +215,18 @@ def _prepare(obj: dict[str, Any], plan: schema.StructPlan) -> tuple[dict[str, An
     row = obj
     unknown: dict[str, Any] | None = None
     if not obj.keys() <= plan.known:
-        unknown = {k: obj[k] for k in obj.keys() - plan.known}
+        unknown = {k: v for k, v in obj.items() if k not in plan.known}
     for name in plan.json_fields:
         value = obj.get(name)
         if value is not None:
             if row is obj:
                 row = dict(obj)
-            row[name] = _dumps(value)
+            row[name] = dumps(value)
     for name, sub in plan.structs:
         value = obj.get(name)
         if type(value) is dict and (sub.json_fields or sub.structs
                                     or not value.keys() <= sub.known):
-            new, extra = _prepare(value, sub)
+            new, extra = _prepare(value, sub, dumps)
             if new is not value:
                 if row is obj:
                     row = dict(obj)
@@ -218,7 +249,7 @@ def _list_unknowns(value: Any, item_plan: schema.StructPlan) -> dict[str, Any] |
     extras = {}
     for i, item in enumerate(value):
         if type(item) is dict and not item.keys() <= item_plan.known:
-            extras[str(i)] = {k: item[k] for k in item.keys() - item_plan.known}
+            extras[str(i)] = {k: v for k, v in item.items() if k not in item_plan.known}
     return extras or None
 
 
@@ -243,11 +274,11 @@ def _layout() -> _Layout:
 
 _LAYOUT = _layout()
 _PLAN = schema.record_plan()
-_REQUIRED = schema.REQUIRED_FIELDS
+_INSIGHT = schema.INSIGHT_EVENT_TYPE
 
 
 def _raw(record: Any) -> str:
-    return _dumps(record).decode("utf-8", "replace")
+    return _dumps_exact(record).decode("utf-8", "replace")
 
 
 def _reason(record: Any) -> str:
@@ -256,8 +287,10 @@ def _reason(record: Any) -> str:
     return schema.explain(record)
 
 
-def to_table(items: list[Any], source: str) -> tuple[pa.Table | None, list[Rejected]]:
+def to_table(items: list[Any], source: str,
+             exact: bool = False) -> tuple[pa.Table | None, list[Rejected]]:
     """Convert container items to a lake table; anything that does not fit is rejected, not lost."""
+    dumps = _dumps_exact if exact else _dumps
     rows: list[dict[str, Any]] = []
     unknowns: list[bytes | None] = []
     kept: list[int] = []
@@ -275,23 +308,25 @@ def to_table(items: list[Any], source: str) -> tuple[pa.Table | None, list[Rejec
             continue
         get = item.get
         if not (type(get("eventTime")) is str and type(get("eventID")) is str
-                and type(get("eventName")) is str and type(get("eventSource")) is str):
+                and ((type(get("eventName")) is str and type(get("eventSource")) is str)
+                     or (get("eventType") == _INSIGHT and get("eventName") is None
+                         and get("eventSource") is None))):
             rejected.append(Rejected(i, _reason(item), _raw(item)))
             continue
         # Inlined top level of _prepare(): this loop runs once per event.
         row = dict(item)
         unknown = None
         if not item.keys() <= known:
-            unknown = {k: item[k] for k in item.keys() - known}
+            unknown = {k: v for k, v in item.items() if k not in known}
         for name in json_fields:
             value = get(name)
             if value is not None:
-                row[name] = _dumps(value)
+                row[name] = dumps(value)
         for name, sub in structs:
             value = get(name)
             if type(value) is dict and (sub.json_fields or sub.structs
                                         or not value.keys() <= sub.known):
-                new, extra = _prepare(value, sub)
+                new, extra = _prepare(value, sub, dumps)
                 row[name] = new
                 if extra is not None:
                     unknown = unknown or {}
@@ -302,13 +337,13 @@ def to_table(items: list[Any], source: str) -> tuple[pa.Table | None, list[Rejec
                 unknown = unknown or {}
                 unknown[name] = extra
         rows.append(row)
-        unknowns.append(None if unknown is None else _dumps(unknown))
+        unknowns.append(None if unknown is None else dumps(unknown))
         kept.append(i)
     if not rows:
         return None, rejected
     try:
         array = pa.array(rows, type=_LAYOUT.row_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
         array, rows, unknowns, kept = _convert_one_by_one(items, rows, unknowns, kept, rejected)
         if array is None:
             return None, rejected
@@ -342,7 +377,7 @@ def _convert_one_by_one(
     for row, unknown, index in zip(rows, unknowns, kept, strict=True):
         try:
             pa.array([row], type=_LAYOUT.row_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
             rejected.append(Rejected(index, _reason(items[index]), _raw(items[index])))
             continue
         good_rows.append(row)
@@ -384,6 +419,10 @@ def parse(data: bytes, source: str, limit: int = DEFAULT_MAX_BYTES) -> Parsed:
     """Decode one object's bytes into a table; raises BadInput (whole file bad) or NotEvents."""
     text = decompress(data, limit)
     digest = hashlib.sha256(text).hexdigest()
-    container, items = split_container(text)
-    table, rejected = to_table(items, source)
+    try:
+        container, items = split_container(text)
+        table, rejected = to_table(items, source)
+    except _NeedsExactParse:
+        container, items = split_container(text, exact=True)
+        table, rejected = to_table(items, source, exact=True)
     return Parsed(digest, len(text), container, table, len(items), rejected)

@@ -31,7 +31,9 @@ PROVENANCE_FIELDS = (
 )
 
 INTEGRITY_STATUSES = ("unchecked", "verified", "failed", "unverifiable")
-REQUIRED_FIELDS = ("eventTime", "eventID", "eventName", "eventSource")
+REQUIRED_FIELDS = ("eventTime", "eventID")
+REQUIRED_UNLESS_INSIGHT = ("eventName", "eventSource")  # Insight events keep them in insightDetails
+INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
 
 
 @cache
@@ -160,7 +162,12 @@ def explain(record: Any) -> str:
     """One-line reason why `record` does not fit the schema (for the quarantine)."""
     import jsonschema
 
-    error = jsonschema.exceptions.best_match(validator().iter_errors(record))
+    errors = list(validator().iter_errors(record))
+    missing = sorted({e.message.split("'")[1] for e in errors
+                      if e.validator == "required" and not e.absolute_path})
+    if missing:  # name every missing field, not just the first
+        return "record: " + "; ".join(f"'{name}' is a required property" for name in missing)
+    error = jsonschema.exceptions.best_match(errors)
     if error is None:
         return "record does not fit the lake schema"
     where = "/".join(str(p) for p in error.absolute_path) or "record"

@@ -131,7 +131,10 @@ def walk_local(roots: Iterable[str | Path]) -> Iterator[SourceObject | Unreadabl
         if root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 dirnames.sort()
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                # Hidden folders and trailscan lakes (e.g. ./trailscan-lake under the source)
+                # are never input.
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")
+                               and not (Path(dirpath) / d / "_trailscan" / "state.db").exists()]
                 for name in sorted(filenames):
                     yield _local(Path(dirpath) / name)
         else:

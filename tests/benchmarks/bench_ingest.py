@@ -24,7 +24,8 @@ import duckdb, sys
 con = duckdb.connect()
 con.execute(f"SET temp_directory = '{sys.argv[3]}'")
 con.execute(
-    "COPY (SELECT unnest(Records, max_depth := 2) FROM read_json(?, maximum_object_size = 268435456))"
+    "COPY (SELECT unnest(Records, max_depth := 2) FROM "
+    "read_json(?, maximum_object_size = 268435456))"
     f" TO '{sys.argv[2]}' (FORMAT parquet, COMPRESSION zstd)", [sys.argv[1]])
 """
 
