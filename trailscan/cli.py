@@ -113,20 +113,23 @@ def _ingest_options(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Parser processes [default: CPU count].")(func)
     func = click.option("--force", is_flag=True,
                         help="Re-read objects already in the manifest.")(func)
+    func = click.option("--public-keys", type=click.Path(dir_okay=False), default=None,
+                        help="CloudTrail public keys (JSON of `aws cloudtrail list-public-keys`)."
+                        )(func)
     return lake_option(func)
 
 
 def _run_ingest(sources: tuple[str, ...], lake: str | None, since: str | None,
                 until: str | None, accounts: tuple[str, ...], regions: tuple[str, ...],
                 max_file_bytes: int | None, workers: int | None, force: bool,
-                quiet: bool) -> Any:
+                public_keys: str | None, quiet: bool, validate: bool | None) -> Any:
     from .ingest import ingest
     from .records import DEFAULT_MAX_BYTES
 
     with progress_bar(not quiet) as progress:
         return ingest(sources, lake, filters=_filters(since, until, accounts, regions),
                       limit=max_file_bytes or DEFAULT_MAX_BYTES, workers=workers, force=force,
-                      progress=progress)
+                      progress=progress, validate=validate, public_keys=public_keys)
 
 
 def _print_ingest(stats: Any) -> None:
@@ -143,15 +146,25 @@ def _print_ingest(stats: Any) -> None:
         f"{stats.events_duplicate} duplicates, {stats.events_quarantined} quarantined, "
         f"{stats.events_filtered} filtered out; {stats.conflicting_event_ids} conflicting "
         f"event ids\nlake {stats.lake} ({stats.seconds:.1f}s)")
+    for report in stats.integrity:
+        digests, logs = report["digests"], report["log_files"]
+        click.echo(f"integrity of {report['source']}: {'VALID' if report['valid'] else 'INVALID'}"
+                   f" - digests {digests['valid']} valid, {digests['invalid']} invalid, "
+                   f"{digests['unverifiable']} unverifiable; log files {logs['valid']} valid, "
+                   f"{logs['invalid']} invalid, {logs['missing']} missing, {logs['unlisted']} "
+                   f"unlisted; {len(report['problems'])} problems, {len(report['gaps'])} gaps")
 
 
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
 @_ingest_options
+@click.option("--validate", is_flag=True,
+              help="Also validate digest chains; rows carry the verdict of their file.")
 @handle_errors
-def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: Any) -> None:
+def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, validate: bool,
+           **options: Any) -> None:
     """Read CloudTrail files (or directories, recursively) into the lake."""
-    stats = _run_ingest(sources, lake, quiet=as_json, **options)
+    stats = _run_ingest(sources, lake, quiet=as_json, validate=validate, **options)
     if as_json:
         click.echo(orjson.dumps(stats.as_dict()).decode())
     else:
@@ -163,10 +176,10 @@ def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, **options:
 @_ingest_options
 @handle_errors
 def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: Any) -> None:
-    """Ingest, then summarise the lake (detections join when they land)."""
+    """Ingest (+ validate when digests are present), then summarise the lake."""
     from .summary import summarize
 
-    stats = _run_ingest(sources, lake, quiet=as_json, **options)
+    stats = _run_ingest(sources, lake, quiet=as_json, validate=None, **options)
     summary = summarize(stats.lake)
     if as_json:
         click.echo(orjson.dumps({"ingest": stats.as_dict(), "summary": summary}).decode())
@@ -181,6 +194,38 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
         click.echo(f"\n{title}:")
         for item in summary[key]:
             click.echo(f"  {item['events']:>8}  {item['name']}")
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--public-keys", type=click.Path(dir_okay=False), default=None,
+              help="Public keys (JSON of `aws cloudtrail list-public-keys`) [default: "
+                   "SOURCE/public-keys.json, else fetched from AWS and cached in the lake].")
+@filter_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--verbose", "-v", is_flag=True, help="One line per digest and log file.")
+@click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
+              help="Lake whose key cache to use, and where verdicts are recorded if it exists.")
+@handle_errors
+def validate(source: str, public_keys: str | None, since: str | None, until: str | None,
+             accounts: tuple[str, ...], regions: tuple[str, ...], as_json: bool, verbose: bool,
+             lake: str | None) -> None:
+    """Validate CloudTrail digest chains, signatures and log-file hashes (exit 1 if invalid)."""
+    from .integrity import format_text
+    from .lake import Lake, resolve_path
+    from .validation import record, validate_source
+
+    existing = Lake.open(lake) if (resolve_path(lake) / "_trailscan" / "state.db").exists() \
+        else None
+    report = validate_source(source, public_keys=public_keys, lake=existing,
+                             filters=_filters(since, until, accounts, regions))
+    if existing is not None:
+        record(existing, source, report)
+    if as_json:
+        click.echo(orjson.dumps(report.to_json()).decode())
+    else:
+        click.echo(format_text(report, verbose))
+    sys.exit(EXIT_OK if report.valid else EXIT_FAILURE)
 
 
 @cli.command()

@@ -59,6 +59,7 @@ class IngestStats:
     files_compacted: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    integrity: list[dict[str, Any]] = field(default_factory=list)  # one report per source
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,8 +211,14 @@ def ingest(
     force: bool = False,
     progress: Progress = _no_progress,
     objects: Iterable[SourceObject | Unreadable] | None = None,
+    validate: bool | None = False,
+    public_keys: str | os.PathLike[str] | None = None,
 ) -> IngestStats:
-    """Ingest CloudTrail objects from local paths (or given `objects`) into the lake."""
+    """Ingest CloudTrail objects from local paths (or given `objects`) into the lake.
+
+    `validate`: True checks the digest chains of every source directory, None does so only when
+    digest files were seen. The sha256 computed while parsing is reused: no file is read twice.
+    """
     started = time.perf_counter()
     filters = filters or Filters()
     sources = [Path(s) for s in sources]
@@ -277,8 +284,29 @@ def ingest(
         summary = stats.as_dict() | {"started": datetime.now(UTC).isoformat()}
         lake.commit(run_id, result.files, entries, summary, staging / "quarantine")
         stats.files_compacted = lake.compact({f.event_date for f in result.files})
+        if validate or (validate is None and stats.files_digest):
+            progress("validate", 0, None)
+            stats.integrity = _validate_sources(lake, sources, filters, public_keys)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats
+
+
+def _validate_sources(lake: Lake, sources: list[Path], filters: Filters,
+                      public_keys: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
+    from .validation import record, validate_source
+
+    hashes = {e["uri"]: e["sha256"] for e in lake.manifest_entries() if e["sha256"]}
+    reports = []
+    for source in sources:
+        if not source.is_dir():
+            continue
+        prefix = str(source).rstrip("/") + "/"
+        known = {uri: digest for uri, digest in hashes.items() if uri.startswith(prefix)}
+        report = validate_source(source, public_keys=public_keys, filters=filters, lake=lake,
+                                 known_hashes=known)
+        record(lake, source, report)
+        reports.append({"source": str(source)} | report.to_json())
+    return reports
 
 
 def _less(entry: ManifestEntry, duplicates: int) -> ManifestEntry:

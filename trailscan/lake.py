@@ -62,7 +62,14 @@ CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, event_date TEXT, rows I
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started TEXT, finished TEXT,
     stats TEXT);
 CREATE TABLE IF NOT EXISTS pending (run_id TEXT, op TEXT, src TEXT, dst TEXT);
+CREATE TABLE IF NOT EXISTS integrity_files (object TEXT PRIMARY KEY, status TEXT,
+    file_status TEXT, covering_digest TEXT, sha256 TEXT, detail TEXT, validated_at TEXT);
+CREATE TABLE IF NOT EXISTS integrity_problems (root TEXT, kind TEXT, object TEXT, account TEXT,
+    region TEXT, detail TEXT, validated_at TEXT);
 """
+_INTEGRITY_COLUMNS = ("object", "status", "file_status", "covering_digest", "sha256", "detail",
+                      "validated_at")
+_PROBLEM_COLUMNS = ("root", "kind", "object", "account", "region", "detail", "validated_at")
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,9 @@ class Lake:
                 db.executescript(_DDL)
         elif not (lake.meta / "state.db").exists():
             raise UsageError(f"no trailscan lake at {root} (run `trailscan ingest` first)")
+        else:
+            with lake._db() as db:  # lakes made by older versions gain new tables
+                db.executescript(_DDL)
         return lake
 
     # --- state database -------------------------------------------------------------------
@@ -131,6 +141,16 @@ class Lake:
             yield db
         finally:
             db.close()
+
+    state = _db  # the SQLite state, for modules that keep their own tables in it
+
+    def table(self, name: str, columns: tuple[str, ...]) -> pa.Table:
+        """A state table as Arrow strings (for DuckDB views)."""
+        with self._db() as db:
+            rows = db.execute(f"SELECT {', '.join(columns)} FROM {name}").fetchall()
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        return pa.table({c: pa.array(list(v), pa.string()) for c, v in zip(columns, values,
+                                                                          strict=True)})
 
     @contextmanager
     def writer(self) -> Iterator[Lake]:
@@ -275,7 +295,7 @@ def create_views(con: Any, lake: Lake) -> None:
         # event_date from our own directory name only: a folder above the lake that merely looks
         # like key=value must not become a column.
         con.execute(
-            "CREATE OR REPLACE VIEW cloudtrail AS SELECT * EXCLUDE (filename), "
+            "CREATE OR REPLACE VIEW _trailscan_events AS SELECT * EXCLUDE (filename), "
             "CAST(regexp_extract(filename, '/event_date=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$', 1) "
             "AS DATE) AS event_date "
             f"FROM read_parquet({_sql_list(files)}, filename = true, hive_partitioning = false)")
@@ -283,7 +303,17 @@ def create_views(con: Any, lake: Lake) -> None:
         empty = schema.arrow_schema().empty_table().append_column(
             schema.PARTITION_COLUMN, pa.array([], pa.date32()))
         con.register("_trailscan_empty", empty)
-        con.execute("CREATE OR REPLACE VIEW cloudtrail AS SELECT * FROM _trailscan_empty")
+        con.execute("CREATE OR REPLACE VIEW _trailscan_events AS SELECT * FROM _trailscan_empty")
+    # The latest validation verdict of each source file overrides what was known at ingest.
+    con.register("_trailscan_integrity", lake.table("integrity_files", _INTEGRITY_COLUMNS))
+    con.register("_trailscan_problems", lake.table("integrity_problems", _PROBLEM_COLUMNS))
+    con.execute("CREATE OR REPLACE VIEW integrity AS SELECT * FROM _trailscan_integrity")
+    con.execute("CREATE OR REPLACE VIEW integrity_problems AS SELECT * FROM _trailscan_problems")
+    con.execute(
+        "CREATE OR REPLACE VIEW cloudtrail AS SELECT e.* REPLACE ("
+        "coalesce(i.status, e.integrity_status) AS integrity_status, "
+        "coalesce(i.covering_digest, e.covering_digest) AS covering_digest) "
+        "FROM _trailscan_events e LEFT JOIN _trailscan_integrity i ON i.object = e.source_object")
     quarantine_files = sorted(str(p) for p in lake.quarantine.glob("*/quarantine-*.ndjson"))
     if quarantine_files:
         con.execute(
