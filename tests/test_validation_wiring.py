@@ -8,11 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import check_invariant, query, run_cli, scalar
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from trailscan.synth import TrailSpec, public_keys_document, write_trail
-
-from conftest import check_invariant, query, run_cli, scalar
 
 SPEC = TrailSpec(seed=3, days=0.25, events=400, accounts=("111122223333",),
                  regions=("us-east-1", "eu-west-1"), attacks=False, insights=False,
