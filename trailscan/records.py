@@ -192,7 +192,15 @@ def _dumps_exact(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode()
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True,
+                          default=_decoded).encode()
+
+
+def _decoded(value: Any) -> Any:
+    """A field to_table() already serialised, back to its value (quarantine text only)."""
+    if type(value) is bytes:
+        return json.loads(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _has_huge_float(value: Any) -> bool:
@@ -278,7 +286,16 @@ _INSIGHT = schema.INSIGHT_EVENT_TYPE
 
 
 def _raw(record: Any) -> str:
-    return _dumps_exact(record).decode("utf-8", "replace")
+    try:  # fields already serialised by to_table() (bytes) go in verbatim
+        return orjson.dumps(record, default=_fragment).decode("utf-8", "replace")
+    except TypeError:
+        return _dumps_exact(record).decode("utf-8", "replace")
+
+
+def _fragment(value: Any) -> Any:
+    if type(value) is bytes:
+        return orjson.Fragment(value)
+    raise TypeError
 
 
 def _reason(record: Any) -> str:
@@ -313,8 +330,9 @@ def to_table(items: list[Any], source: str,
                          and get("eventSource") is None))):
             rejected.append(Rejected(i, _reason(item), _raw(item)))
             continue
-        # Inlined top level of _prepare(): this loop runs once per event.
-        row = dict(item)
+        # Inlined top level of _prepare(): this loop runs once per event. The item is updated
+        # in place (no copy); _raw() turns serialised fields back into JSON for the quarantine.
+        row = item
         unknown = None
         if not item.keys() <= known:
             unknown = {k: v for k, v in item.items() if k not in known}
@@ -362,7 +380,8 @@ def to_table(items: list[Any], source: str,
     table = table.append_column(schema.INTEGRITY_STATUS, pa.array(["unchecked"] * n, pa.string()))
     table = table.append_column(schema.COVERING_DIGEST, pa.nulls(n, pa.string()))
     rejected.sort(key=lambda r: r.index)
-    return table.cast(schema.arrow_schema()), rejected
+    # Same types by construction: re-label with the lake schema instead of a per-column cast.
+    return pa.Table.from_arrays(table.columns, schema=schema.arrow_schema()), rejected
 
 
 def _convert_one_by_one(
