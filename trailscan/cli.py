@@ -176,19 +176,32 @@ def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, validate: 
 @_ingest_options
 @handle_errors
 def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: Any) -> None:
-    """Ingest (+ validate when digests are present), then summarise the lake."""
+    """Ingest (+ validate when digests are present), run every detection, summarise."""
+    from .detections import SEVERITIES, load_rules, run_rules
     from .summary import summarize
 
     stats = _run_ingest(sources, lake, quiet=as_json, validate=None, **options)
+    findings = run_rules(stats.lake, load_rules(), store=True)
+    by_severity = {s: 0 for s in reversed(SEVERITIES)}
+    for severity in findings.column("severity").to_pylist():
+        by_severity[severity] += 1
     summary = summarize(stats.lake)
     if as_json:
-        click.echo(orjson.dumps({"ingest": stats.as_dict(), "summary": summary}).decode())
+        click.echo(orjson.dumps({"ingest": stats.as_dict(), "summary": summary,
+                                 "findings_by_severity": by_severity,
+                                 "findings": findings.to_pylist()}).decode())
         return
     _print_ingest(stats)
     click.echo(f"\n{summary['events']} events in the lake, {summary['first_event']} .. "
                f"{summary['last_event']}; {summary['accounts']} accounts, {summary['regions']} "
                f"regions, {summary['principals']} principals, {summary['errors']} errors, "
                f"{summary['quarantined']} quarantined records/files")
+    click.echo("\nFindings by severity: " + ", ".join(f"{n} {s}" for s, n in by_severity.items())
+               + " (details: trailscan detect, or SELECT * FROM findings)")
+    rows = sorted(findings.to_pylist(), key=lambda r: -SEVERITIES.index(r["severity"]))
+    for row in rows:
+        if SEVERITIES.index(row["severity"]) >= SEVERITIES.index("medium"):
+            click.echo(f"  [{row['severity']}] {row['rule_id']}: {row['summary']}")
     for title, key in (("Top APIs", "top_event_names"), ("Top principals", "top_principals"),
                        ("Top errors", "top_errors")):
         click.echo(f"\n{title}:")
@@ -250,6 +263,121 @@ def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
 
     emit(run_query("SELECT run_id, source, record_index, reason, copy FROM quarantine "
                    "ORDER BY run_id, source, record_index", lake), fmt, output)
+
+
+# --- detections ------------------------------------------------------------------------------
+
+_SEVERITY_CHOICE = click.Choice(("info", "low", "medium", "high", "critical"))
+
+
+def rules_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--rules-dir", type=click.Path(file_okay=False), default=None,
+                        help="Rules directory [default: the bundled queries/].")(func)
+
+
+@cli.command()
+@lake_option
+@rules_dir_option
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule id (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only rules with this tag (repeatable).")
+@click.option("--since", help="Only events at or after this date/time (ISO-8601).")
+@click.option("--until", help="Only events at or before this date/time (ISO-8601).")
+@click.option("--min-severity", type=_SEVERITY_CHOICE, default=None,
+              help="Only rules at or above this severity.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "ndjson", "csv", "sarif",
+                                                    "ocsf")),
+              default="table", show_default=True, help="Output format.")
+@click.option("--output", "-o", default=None, help="Write to FILE instead of stdout.")
+@click.option("--fail-on", type=_SEVERITY_CHOICE, default=None,
+              help="Exit 1 when a finding at or above this severity exists.")
+@handle_errors
+def detect(lake: str | None, rules_dir: str | None, rule_ids: tuple[str, ...],
+           tags: tuple[str, ...], since: str | None, until: str | None,
+           min_severity: str | None, fmt: str, output: str | None, fail_on: str | None) -> None:
+    """Run the detection rules over the lake; findings per rule, account and principal."""
+    from .detections import SEVERITIES, load_rules, run_rules, select_rules
+    from .findings import export
+    from .sources import parse_time
+
+    rules = load_rules(rules_dir)
+    selected = select_rules(rules, rule_ids, tags, min_severity)
+    full = not (rules_dir or rule_ids or tags or since or until or min_severity)
+    findings = run_rules(lake, selected, since=parse_time(since) if since else None,
+                         until=parse_time(until, end=True) if until else None, store=full)
+    export(findings, selected, fmt, output)
+    click.echo(f"{findings.num_rows} findings from {len(selected)} rules", err=True)
+    if fail_on is not None:
+        floor = SEVERITIES.index(fail_on)
+        if any(SEVERITIES.index(s) >= floor for s in findings.column("severity").to_pylist()):
+            sys.exit(EXIT_FAILURE)
+
+
+@cli.group()
+def rules() -> None:
+    """List, show, test and lint the detection rules (queries/<id>/)."""
+
+
+@rules.command("list")
+@rules_dir_option
+@output_options
+@handle_errors
+def rules_list(rules_dir: str | None, fmt: str, output: str | None) -> None:
+    """List the rules: id, severity, title, tactics, techniques, tags."""
+    import pyarrow as pa
+
+    from .detections import load_rules
+
+    rows = [{"id": r.id, "severity": r.severity, "title": r.title,
+             "tactics": ",".join(r.tactics), "techniques": ",".join(r.techniques),
+             "tags": ",".join(r.tags)} for r in load_rules(rules_dir)]
+    names = ("id", "severity", "title", "tactics", "techniques", "tags")
+    emit(pa.table({n: pa.array([row[n] for row in rows], pa.string()) for n in names}),
+         fmt, output)
+
+
+@rules.command("show")
+@click.argument("rule_id")
+@rules_dir_option
+@handle_errors
+def rules_show(rule_id: str, rules_dir: str | None) -> None:
+    """Print one rule: its metadata (rule.toml) and its SQL."""
+    from .detections import load_rules, select_rules
+
+    (rule,) = select_rules(load_rules(rules_dir), (rule_id,))
+    click.echo((rule.path / "rule.toml").read_text().rstrip())
+    click.echo("\n-- rule.sql\n" + rule.sql.rstrip())
+
+
+@rules.command("test")
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule id (repeatable).")
+@rules_dir_option
+@handle_errors
+def rules_test(rule_ids: tuple[str, ...], rules_dir: str | None) -> None:
+    """Run each rule on its match/nomatch events (real ingest, real SQL); exit 1 on a failure."""
+    from .detections import load_rules, select_rules, test_rule
+
+    failed = 0
+    for rule in select_rules(load_rules(rules_dir), rule_ids):
+        errors = test_rule(rule)
+        failed += bool(errors)
+        click.echo(f"{'FAIL' if errors else 'PASS'} {rule.id}")
+        for error in errors:
+            click.echo(f"  {error}")
+    sys.exit(EXIT_FAILURE if failed else EXIT_OK)
+
+
+@rules.command("lint")
+@rules_dir_option
+@handle_errors
+def rules_lint(rules_dir: str | None) -> None:
+    """Check every rule (schema, id, SQL, test-event files); all problems in one pass."""
+    from .detections import lint_rules, rule_dirs
+
+    errors = lint_rules(rules_dir)
+    for error in errors:
+        click.echo(error, err=True)
+    click.echo(f"{len(rule_dirs(rules_dir))} rules, {len(errors)} problems", err=True)
+    sys.exit(EXIT_FAILURE if errors else EXIT_OK)
 
 
 def main() -> None:

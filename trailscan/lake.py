@@ -280,7 +280,8 @@ class Lake:
     # --- reading --------------------------------------------------------------------------
 
     def connect(self, database: str = ":memory:") -> Any:
-        """A DuckDB connection with the views `cloudtrail`, `quarantine`, `manifest`."""
+        """A DuckDB connection with the views `cloudtrail`, `quarantine`, `manifest`, `findings`,
+        `integrity` and `integrity_problems`."""
         import duckdb
 
         con = duckdb.connect(database)
@@ -326,6 +327,9 @@ def create_views(con: Any, lake: Lake) -> None:
         con.execute("CREATE OR REPLACE VIEW quarantine AS SELECT NULL::VARCHAR AS run_id, "
                     "NULL::VARCHAR AS source, NULL::BIGINT AS record_index, NULL::VARCHAR AS "
                     "reason, NULL::VARCHAR AS raw, NULL::VARCHAR AS copy WHERE false")
+    from .detections import findings_view  # detections build on the lake, not the other way
+
+    findings_view(con, lake)
     entries = lake.manifest_entries()
     manifest = (pa.Table.from_pylist(entries) if entries
                 else pa.table({"uri": pa.array([], pa.string())}))

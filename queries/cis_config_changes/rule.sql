@@ -1,0 +1,3 @@
+SELECT * FROM cloudtrail
+WHERE eventSource = 'config.amazonaws.com'
+  AND eventName IN ('StopConfigurationRecorder', 'DeleteDeliveryChannel', 'PutDeliveryChannel', 'PutConfigurationRecorder')

@@ -1,0 +1,3 @@
+SELECT * FROM cloudtrail
+WHERE eventName = 'ConsoleLogin'
+  AND errorMessage = 'Failed authentication'

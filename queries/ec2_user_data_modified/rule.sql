@@ -1,0 +1,6 @@
+SELECT * FROM cloudtrail
+WHERE eventSource = 'ec2.amazonaws.com'
+  AND eventName = 'ModifyInstanceAttribute'
+  AND json_extract(requestParameters, '$.userData') IS NOT NULL
+  AND errorCode IS NULL
+  AND userIdentity.type IS DISTINCT FROM 'AWSService' AND userIdentity.invokedBy IS NULL AND eventType IS DISTINCT FROM 'AwsServiceEvent'

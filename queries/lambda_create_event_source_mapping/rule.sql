@@ -1,0 +1,5 @@
+SELECT * FROM cloudtrail
+WHERE eventSource = 'lambda.amazonaws.com'
+  AND eventName LIKE 'CreateEventSourceMapping%'
+  AND errorCode IS NULL
+  AND userIdentity.type IS DISTINCT FROM 'AWSService' AND userIdentity.invokedBy IS NULL AND eventType IS DISTINCT FROM 'AwsServiceEvent'
