@@ -8,11 +8,13 @@ Nothing is lost: every record read is written, counted as a duplicate, quarantin
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,8 +155,22 @@ class Worker:
         return self.sink.close()
 
 
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Parsed JSON is acyclic: the cyclic collector only rescans millions of short-lived dicts
+    (about 10-15% of parse time), so it is paused while parsing and restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _worker_main(tasks: Any, results: Any, staging: str, worker_id: int, limit: int,
                  filters: Filters) -> None:
+    gc.disable()  # see _no_cyclic_gc; this process only parses
     try:
         worker = Worker(Path(staging), worker_id, limit, filters)
         while (task := tasks.get()) is not None:
@@ -169,9 +185,10 @@ def _run_workers(objects: list[SourceObject], staging: Path, limit: int, filters
                  workers: int, on_outcome: Callable[[Outcome], None]) -> list[NewFile]:
     if workers <= 1 or len(objects) < 4 * TASK_SIZE:
         worker = Worker(staging, 0, limit, filters)
-        for obj in objects:
-            on_outcome(worker.process(obj))
-        return worker.close()
+        with _no_cyclic_gc():
+            for obj in objects:
+                on_outcome(worker.process(obj))
+            return worker.close()
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(tasks, results, str(staging), i, limit,
