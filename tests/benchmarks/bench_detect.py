@@ -10,8 +10,6 @@ Reuses (or makes) the trail and lake of bench_ingest.py, then in the same run ti
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import subprocess
 import sys
 import time
@@ -28,17 +26,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import duckdb
+    from common import cached_bench_trail
 
     from trailscan.detections import load_rules, run_rules
-    from trailscan.synth import write_bench_trail
 
     work = Path(args.workdir)
-    trail = work / f"trail-{args.events}-250"
-    if not (trail / ".complete").exists():
-        shutil.rmtree(trail, ignore_errors=True)
-        summary = write_bench_trail(trail, args.events)
-        (trail / ".complete").write_text(json.dumps({"events": summary.events,
-                                                     "files": summary.log_files}))
+    trail, _ = cached_bench_trail(work, args.events)
     lake = work / f"lake-detect-{args.events}"
     if not (lake / "_trailscan" / "state.db").exists():
         subprocess.run([sys.executable, "-m", "trailscan.cli", "ingest", str(trail), "--lake",

@@ -84,19 +84,10 @@ def main() -> None:
     parser.add_argument("--skip-duckdb", action="store_true")
     args = parser.parse_args()
 
-    from trailscan.synth import write_bench_trail
+    from common import cached_bench_trail
 
     work = Path(args.workdir)
-    trail = work / f"trail-{args.events}-{args.per_file}"
-    if not (trail / ".complete").exists():
-        shutil.rmtree(trail, ignore_errors=True)
-        started = time.perf_counter()
-        summary = write_bench_trail(trail, args.events, events_per_file=args.per_file)
-        (trail / ".complete").write_text(json.dumps({"events": summary.events,
-                                                     "files": summary.log_files}))
-        print(f"generated {summary.events} events in {summary.log_files} files "
-              f"({time.perf_counter() - started:.1f}s)")
-    info = json.loads((trail / ".complete").read_text())
+    trail, info = cached_bench_trail(work, args.events, args.per_file)
     events = info["events"]
     size = sum(p.stat().st_size for p in trail.rglob("*.json.gz"))
     print(f"trail: {events} events, {info['files']} files, {size / 1e6:.0f} MB gzipped")
