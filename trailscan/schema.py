@@ -30,9 +30,8 @@ PROVENANCE_FIELDS = (
     pa.field(COVERING_DIGEST, pa.string()),
 )
 
-INTEGRITY_STATUSES = ("unchecked", "verified", "failed", "unverifiable")
-REQUIRED_FIELDS = ("eventTime", "eventID")
-REQUIRED_UNLESS_INSIGHT = ("eventName", "eventSource")  # Insight events keep them in insightDetails
+# Required fields live in cloudtrail.schema.json; records.py checks them inline on its hot path.
+# Insight events keep eventName/eventSource in insightDetails, so they need not be top-level.
 INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
 
 
