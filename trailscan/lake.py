@@ -48,7 +48,7 @@ _DICTIONARY_COLUMNS = [
     "userIdentity.sessionContext.sessionIssuer.arn", "source_object", "integrity_status",
     "covering_digest",
 ]
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3,
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1,
                                    "use_dictionary": _DICTIONARY_COLUMNS, "write_statistics": True}
 
 _DDL = """

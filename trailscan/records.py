@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
+from zlib_ng import zlib_ng
 
 from . import schema
 from .errors import BadInput, NotEvents
@@ -55,10 +55,10 @@ def decompress(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> bytes:
     total = 0
     rest = data
     while rest:
-        inflater = zlib.decompressobj(31)
+        inflater = zlib_ng.decompressobj(31)
         try:
             chunk = inflater.decompress(rest, limit - total + 1)
-        except zlib.error as exc:
+        except zlib_ng.error as exc:
             raise BadInput(f"corrupt gzip data ({exc})") from None
         total += len(chunk)
         if total > limit or inflater.unconsumed_tail:
