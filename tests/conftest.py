@@ -260,3 +260,26 @@ def src(tmp_path: Path) -> Path:
     path = tmp_path / "src"
     path.mkdir()
     return path
+
+
+# --- investigations, Athena SQL and the HTML report ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def investigation_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled-style sample trail (validated digests) plus the identity scenarios of
+    tests/scenarios.py in a second tree, with a full detect run stored. Read-only for tests."""
+    from scenarios import all_records
+
+    from trailscan.detections import load_rules, run_rules
+    from trailscan.synth import write_sample_logs
+
+    root = tmp_path_factory.mktemp("investigation")
+    write_sample_logs(root / "trail")
+    write_records(ct_path(root / "extra", "111122223333_CloudTrail_us-east-1_20260303T1000Z_"
+                          "scenario.json.gz", day="2026/03/03"), all_records())
+    lake = root / "lake"
+    ingest_lib([root / "trail"], lake, validate=True)
+    ingest_lib([root / "extra"], lake)
+    run_rules(str(lake), load_rules(), store=True)
+    return lake

@@ -245,12 +245,16 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
 @click.argument("sql")
 @lake_option
 @output_options
+@click.option("--dialect", type=click.Choice(("duckdb", "athena")), default="duckdb",
+              show_default=True,
+              help="SQL dialect: athena reads queries written for AWS's Athena CloudTrail table "
+                   "(table cloudtrail_logs).")
 @handle_errors
-def query(sql: str, lake: str | None, fmt: str, output: str | None) -> None:
-    """Run SQL over the views `cloudtrail`, `quarantine` and `manifest`."""
+def query(sql: str, lake: str | None, fmt: str, output: str | None, dialect: str) -> None:
+    """Run SQL over the views `cloudtrail`, `cloudtrail_logs`, `quarantine`, `manifest`."""
     from .query import run_query
 
-    emit(run_query(sql, lake), fmt, output)
+    emit(run_query(sql, lake, dialect), fmt, output)
 
 
 @cli.command()

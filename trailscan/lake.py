@@ -315,6 +315,9 @@ def create_views(con: Any, lake: Lake) -> None:
         "coalesce(i.status, e.integrity_status) AS integrity_status, "
         "coalesce(i.covering_digest, e.covering_digest) AS covering_digest) "
         "FROM _trailscan_events e LEFT JOIN _trailscan_integrity i ON i.object = e.source_object")
+    from .athena import create_view  # `cloudtrail_logs`: AWS's Athena table over `cloudtrail`
+
+    create_view(con)
     quarantine_files = sorted(str(p) for p in lake.quarantine.glob("*/quarantine-*.ndjson"))
     if quarantine_files:
         con.execute(

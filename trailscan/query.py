@@ -10,9 +10,19 @@ import pyarrow as pa
 from .errors import LakeError, UsageError
 from .lake import Lake
 
+DIALECTS = ("duckdb", "athena")
 
-def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None) -> pa.Table:
-    """Run one SQL statement against `cloudtrail`, `quarantine` and `manifest`; rows as Arrow."""
+
+def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None,
+              dialect: str = "duckdb") -> pa.Table:
+    """Run SQL against the lake's views (`cloudtrail`, `cloudtrail_logs`, `quarantine`,
+    `manifest`, `findings`, ...); rows as Arrow. `dialect="athena"` reads Athena (Trino) SQL."""
+    if dialect not in DIALECTS:
+        raise UsageError(f"unknown SQL dialect {dialect!r} (choose from {', '.join(DIALECTS)})")
+    if dialect == "athena":
+        from .athena import translate
+
+        sql = translate(sql)
     lake = Lake.open(lake_path)
     try:
         con = lake.connect()

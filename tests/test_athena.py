@@ -1,0 +1,162 @@
+"""Athena-dialect SQL: AWS's documented CloudTrail queries run unchanged on the lake."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import query, run_cli
+from scenarios import HOP2_ARN, A
+
+from trailscan.athena import translate
+from trailscan.errors import UsageError
+from trailscan.query import run_query
+
+DOC_QUERIES = {q["name"]: q["sql"] for q in tomllib.loads(
+    (Path(__file__).parent / "data" / "athena_doc_queries.toml").read_text())["query"]}
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def athena(lake: Path, sql: str) -> list[dict[str, Any]]:
+    """`trailscan query --dialect athena --format json`, parsed."""
+    result = run_cli("query", "--lake", lake, "--dialect", "athena", "--format", "json", sql)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_doc_queries_are_all_tested() -> None:
+    assert set(DOC_QUERIES) == {"nested_fields", "unnest_resources", "delete_bucket",
+                                "anonymous_requests", "template"}
+
+
+def test_doc_nested_fields(investigation_lake: Path) -> None:
+    rows = athena(investigation_lake, DOC_QUERIES["nested_fields"])
+    assert len(rows) == 10
+    for row in rows:
+        assert row["arn"].startswith("arn:aws:iam::")
+        assert ":role/" in row["arn"]
+    keys = [(r["eventsource"], r["eventname"]) for r in rows]
+    assert keys == sorted(keys)
+
+
+def test_doc_unnest_resources(investigation_lake: Path) -> None:
+    rows = athena(investigation_lake, DOC_QUERIES["unnest_resources"])
+    assert rows == [{"awsregion": "us-east-1", "s3_resource": "example/datafile.txt",
+                     "eventname": "GetObject", "eventtime": "2026-03-03T14:00:00Z",
+                     "useragent": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64"}]
+
+
+def test_doc_delete_bucket(investigation_lake: Path) -> None:
+    rows = athena(investigation_lake, DOC_QUERIES["delete_bucket"])
+    assert {"awsregion": "us-east-1", "deleted_bucket": "old-logs-bucket",
+            "time_deleted": "2026-03-03T14:10:00Z", "username": "mallory-ops",
+            "bucket_acct_id": A} in rows
+    expected = query(investigation_lake, "SELECT count(*) FROM cloudtrail, unnest(resources) "
+                     "WHERE eventName = 'DeleteBucket'")[0][0]
+    assert len(rows) == expected
+
+
+def test_doc_anonymous_requests(investigation_lake: Path) -> None:
+    # Verbatim, the placeholder bucket name matches nothing; with a real bucket name, the
+    # anonymous GetObject of tests/scenarios.py.
+    assert athena(investigation_lake, DOC_QUERIES["anonymous_requests"]) == []
+    sql = DOC_QUERIES["anonymous_requests"].replace("[your bucket name ]", "public-site-assets")
+    rows = athena(investigation_lake, sql)
+    assert len(rows) == 1
+    assert rows[0]["useridentity"]["accountId"] == "ANONYMOUS_PRINCIPAL"
+    assert rows[0]["eventtime"] == "2026-03-03T14:20:00Z"
+    assert rows[0]["readonly"] == "true"
+    assert json.loads(rows[0]["requestparameters"])["key"] == "index.html"
+
+
+def test_doc_template(investigation_lake: Path) -> None:
+    rows = athena(investigation_lake, DOC_QUERIES["template"])
+    assert len(rows) == 100
+    assert list(rows[0]) == ["arn", "eventname", "sourceipaddress", "eventtime"]
+    assert all(ISO.match(r["eventtime"]) for r in rows)
+
+
+# --- Trino functions and Athena's string-typed columns, beyond the doc samples ---------------
+
+
+def test_string_eventtime_and_timestamp_functions(investigation_lake: Path) -> None:
+    sql = """
+        SELECT count(*) AS n,
+               min(from_iso8601_timestamp(eventtime)) AS first_ts,
+               max(date_parse(eventtime, '%Y-%m-%dT%H:%i:%sZ')) AS last_ts
+        FROM cloudtrail_logs
+        WHERE eventtime >= '2026-03-03T00:00:00Z' AND eventtime < '2026-03-04T00:00:00Z'
+          AND from_iso8601_timestamp(eventtime) > from_iso8601_timestamp('2026-03-03T09:00:00Z')
+    """
+    (row,) = athena(investigation_lake, sql)
+    expected = query(investigation_lake,
+                     "SELECT count(*), min(eventTime), max(eventTime) FROM cloudtrail WHERE "
+                     "eventTime > TIMESTAMPTZ '2026-03-03 09:00:00+00' AND eventTime < "
+                     "TIMESTAMPTZ '2026-03-04 00:00:00+00'")[0]
+    assert row["n"] == expected[0] > 20
+    assert row["first_ts"].startswith(expected[1].strftime("%Y-%m-%dT%H:%M:%S"))
+    assert row["last_ts"].startswith(expected[2].strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def test_json_extract_scalar_and_qualified_console_table_name(investigation_lake: Path) -> None:
+    sql = f"""
+        SELECT json_extract_scalar(requestparameters, '$.bucketName') AS bucket,
+               useridentity.sessioncontext.sessionissuer.username AS role,
+               approx_distinct(eventid) AS events
+        FROM "default"."cloudtrail_logs_acme_org_trail"
+        WHERE eventname = 'PutBucketPolicy' AND useridentity.arn = '{HOP2_ARN}'
+        GROUP BY 1, 2
+    """
+    assert athena(investigation_lake, sql) == [
+        {"bucket": "acme-prod-secrets", "role": "DeployRole", "events": 1}]
+
+
+def test_partition_columns_and_readonly_string(investigation_lake: Path) -> None:
+    sql = ("SELECT year, month, day, \"timestamp\", region, count(*) AS n FROM cloudtrail_logs "
+           "WHERE readonly = 'false' AND day = '03' AND region = 'eu-west-1' "
+           "GROUP BY 1, 2, 3, 4, 5")
+    rows = athena(investigation_lake, sql)
+    assert len(rows) == 1
+    assert rows[0] | {"n": 0} == {"year": "2026", "month": "03", "day": "03",
+                                  "timestamp": "2026/03/03", "region": "eu-west-1", "n": 0}
+    expected = query(investigation_lake, "SELECT count(*) FROM cloudtrail WHERE NOT readOnly "
+                     "AND event_date = DATE '2026-03-03' AND awsRegion = 'eu-west-1'")[0][0]
+    assert rows[0]["n"] == expected > 0
+
+
+def test_translation_maps_trino_functions() -> None:
+    out = translate("SELECT json_extract_scalar(requestparameters, '$.a'), "
+                    "from_iso8601_timestamp(eventtime) FROM awsdatacatalog.db.cloudtrail_x")
+    assert "cloudtrail_logs" in out and "awsdatacatalog" not in out
+    assert "json_extract_scalar" not in out.lower()
+
+
+@pytest.mark.parametrize("sql, fragment", [
+    ("SELECT eventname FROM cloudtrail_logs WHERE eventname = = 'x'", "eventname ="),
+    ("SELECT (eventname FROM cloudtrail_logs", "(eventname FROM"),
+])
+def test_translation_error_is_one_line_with_fragment(sql: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        translate(sql)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("cannot parse Athena SQL at line 1")
+    assert fragment in message
+
+
+def test_cli_translation_error_exit_2(investigation_lake: Path) -> None:
+    result = run_cli("query", "--lake", investigation_lake, "--dialect", "athena",
+                     "SELECT * FROM cloudtrail_logs WHERE eventtime >")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot parse Athena SQL"), lines
+    assert "eventtime" in lines[0]
+
+
+def test_unknown_column_is_a_clean_sql_error(investigation_lake: Path) -> None:
+    with pytest.raises(UsageError, match=r"SQL error: .*nosuchcolumn"):
+        run_query("SELECT nosuchcolumn FROM cloudtrail_logs", investigation_lake, "athena")
