@@ -27,6 +27,7 @@ SAML_ARN = f"arn:aws:sts::{B}:assumed-role/SAMLAnalyst/dana@example.com"
 OIDC_ARN = f"arn:aws:sts::{C}:assumed-role/GitHubDeploy/GitHubActions"
 SSO_ROLE = "AWSReservedSSO_AdministratorAccess_0123456789abcdef"
 SSO_ARN = f"arn:aws:sts::{C}:assumed-role/{SSO_ROLE}/carol@example.com"
+ORPHAN_KEY = "ASIAORPHANSESSION001"
 SSO_PROVIDER = f"arn:aws:iam::{C}:saml-provider/AWSSSO_8f3c2a1b9d7e6f50_DO_NOT_DELETE"
 
 
@@ -197,6 +198,10 @@ def federation_records() -> list[dict]:
                     _t("12:01:00"), "lambda.amazonaws.com", "UpdateFunctionCode20150331v2", C,
                     "20.42.7.9", "aws-sdk-js/3.540.0"),
         get_creds, sso,
+        # A session whose AssumeRole is not in the lake: only its sourceIdentity says who.
+        _call(_session(B, "BreakGlass", "eve", ORPHAN_KEY, _t("08:00:00"), "eve@example.com"),
+              _t("13:30:00"), "iam.amazonaws.com", "ListUsers", B, "198.51.100.9",
+              "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64", region="us-east-1"),
         _call(_session(C, SSO_ROLE, "carol@example.com", SSO_KEY, _t("13:00:00")),
               _t("13:02:00"), "ec2.amazonaws.com", "DescribeInstances", C, "192.0.2.77",
               "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4)"),

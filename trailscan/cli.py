@@ -259,6 +259,32 @@ def query(sql: str, lake: str | None, fmt: str, output: str | None, dialect: str
 
 @cli.command()
 @lake_option
+@click.option("--principal", help="An IAM user, role or assumed-role session ARN.")
+@click.option("--access-key", help="An access key id (AKIA... or ASIA...).")
+@click.option("--ip", help="A source IP address.")
+@click.option("--event-id", help="One event (and the session that made it).")
+@click.option("--since", help="Only events at or after this date/time (ISO-8601).")
+@click.option("--until", help="Only events at or before this date/time (ISO-8601).")
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "csv")), default="table",
+              show_default=True, help="table: sections; json: one object; csv: the timeline.")
+@click.option("--output", "-o", default=None, help="Write to FILE instead of stdout.")
+@handle_errors
+def investigate(lake: str | None, principal: str | None, access_key: str | None,
+                ip: str | None, event_id: str | None, since: str | None, until: str | None,
+                fmt: str, output: str | None) -> None:
+    """Timeline, summary, findings and who is behind each session, for one entity."""
+    from .investigate import investigate as run
+    from .investigate import write_to
+    from .sources import parse_time
+
+    found = run(lake, principal=principal, access_key=access_key, ip=ip, event_id=event_id,
+                since=parse_time(since) if since else None,
+                until=parse_time(until, end=True) if until else None)
+    write_to(found, fmt, output)
+
+
+@cli.command()
+@lake_option
 @output_options
 @handle_errors
 def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
