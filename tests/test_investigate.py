@@ -73,7 +73,8 @@ def test_iam_user_followed_forward_to_every_session(investigation_lake: Path) ->
 
 @pytest.mark.parametrize("key, kind, origin, detail", [
     (SAML_KEY, "saml", "dana@example.com",
-     f"issuer https://idp.example.com/idp/shibboleth via arn:aws:iam::{B}:saml-provider/Shibboleth"),
+     "issuer https://idp.example.com/idp/shibboleth via "
+     f"arn:aws:iam::{B}:saml-provider/Shibboleth"),
     (OIDC_KEY, "oidc", "repo:acme/payments:ref:refs/heads/main",
      f"provider arn:aws:iam::{C}:oidc-provider/token.actions.githubusercontent.com"),
     (SSO_KEY, "identity_center", "carol@example.com",

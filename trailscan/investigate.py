@@ -53,8 +53,8 @@ ORDER BY eventTime, eventID
 _EVENT_COLUMNS = """
 eventTime AS time, eventSource AS service, eventName AS api, recipientAccountId AS account,
 awsRegion AS region, sourceIPAddress AS ip, userAgent AS user_agent, errorCode AS error,
-array_to_string(list_filter(list_transform(resources, lambda r: r.ARN), lambda a: a IS NOT NULL), ' ')
-    AS resources,
+array_to_string(list_filter(list_transform(resources, lambda r: r.ARN),
+                            lambda a: a IS NOT NULL), ' ') AS resources,
 coalesce(json_extract_string(requestParameters, '$.bucketName'),
          json_extract_string(requestParameters, '$.roleArn'),
          json_extract_string(requestParameters, '$.userName'),
@@ -212,7 +212,8 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
         rows.append({"access_key": key, "session": principal, "events": count,
                      "origin_kind": origin_kind, "origin": origin, "origin_detail": detail,
                      "source_identity": source_identity, "hops": len(chain),
-                     "accounts": sorted(set(filter(None, accounts))), "chain": list(reversed(chain))})
+                     "accounts": sorted(set(filter(None, accounts))),
+                     "chain": list(reversed(chain))})
     schema = {"access_key": pl.String, "session": pl.String, "events": pl.UInt32,
               "origin_kind": pl.String, "origin": pl.String, "origin_detail": pl.String,
               "source_identity": pl.String, "hops": pl.Int64, "accounts": pl.List(pl.String),
@@ -276,8 +277,9 @@ def _findings(con: Any, timeline: pl.DataFrame) -> pl.DataFrame:
                        "first_seen, last_seen, event_count, summary, "
                        "list_has_any(event_ids, $ids::VARCHAR[]) AS names_its_events FROM findings "
                        "WHERE list_has_any(event_ids, $ids::VARCHAR[]) "
-                       "OR list_contains($principals::VARCHAR[], principal) ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' "
-                       "THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, rule_id",
+                       "OR list_contains($principals::VARCHAR[], principal) "
+                       "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 "
+                       "WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, rule_id",
                   {"ids": ids, "principals": principals.to_list()})
 
 
