@@ -285,6 +285,18 @@ def investigate(lake: str | None, principal: str | None, access_key: str | None,
 
 @cli.command()
 @lake_option
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write (self-contained, works offline).")
+@handle_errors
+def report(lake: str | None, output: str) -> None:
+    """One self-contained HTML report: integrity, findings, activity, top lists."""
+    from .report import build_report
+
+    click.echo(f"wrote {build_report(lake, output)}", err=True)
+
+
+@cli.command()
+@lake_option
 @output_options
 @handle_errors
 def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
