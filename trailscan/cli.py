@@ -259,6 +259,19 @@ def query(sql: str, lake: str | None, fmt: str, output: str | None, dialect: str
 
 @cli.command()
 @lake_option
+@click.option("--dialect", type=click.Choice(("duckdb", "athena")), default="duckdb",
+              show_default=True, help="SQL dialect to start with (.dialect switches).")
+@handle_errors
+def shell(lake: str | None, dialect: str) -> None:
+    """Interactive SQL prompt with the lake's views loaded (.help inside)."""
+    from .shell import run_shell
+
+    sys.exit(run_shell(lake, sys.stdin, sys.stdout.buffer, dialect=dialect,
+                       interactive=sys.stdin.isatty()))
+
+
+@cli.command()
+@lake_option
 @click.option("--principal", help="An IAM user, role or assumed-role session ARN.")
 @click.option("--access-key", help="An access key id (AKIA... or ASIA...).")
 @click.option("--ip", help="A source IP address.")
