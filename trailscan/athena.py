@@ -8,6 +8,7 @@ ones (`json_extract_scalar`, `from_iso8601_timestamp`, `date_parse`, `CROSS JOIN
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -56,8 +57,9 @@ def create_view(con: Any) -> None:
     con.execute(view_sql())
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: Any) -> str:
+    """One line, with sqlglot's `<class 'sqlglot.expressions.GT'>` shortened to `GT`."""
+    return re.sub(r"<class 'sqlglot\.[\w.]*\.(\w+)'>", r"\1", " ".join(str(text).split()))
 
 
 def translate(sql: str) -> str:
