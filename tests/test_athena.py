@@ -160,3 +160,41 @@ def test_cli_translation_error_exit_2(investigation_lake: Path) -> None:
 def test_unknown_column_is_a_clean_sql_error(investigation_lake: Path) -> None:
     with pytest.raises(UsageError, match=r"SQL error: .*nosuchcolumn"):
         run_query("SELECT nosuchcolumn FROM cloudtrail_logs", investigation_lake, "athena")
+
+
+def test_ir_cookbook_idioms(investigation_lake: Path) -> None:
+    """Idioms common in incident-response Athena queries: backtick-quoted partition columns,
+    Joda patterns in parse_datetime/format_datetime, regexp_like, element_at(split(...))."""
+    sql = """
+        SELECT format_datetime(parse_datetime(eventtime, 'yyyy-MM-dd''T''HH:mm:ss''Z'),
+                               'yyyy/MM/dd HH') AS hour,
+               element_at(split(useridentity.arn, '/'), -1) AS session,
+               count(*) AS n
+        FROM cloudtrail_logs_partitioned
+        WHERE `timestamp` = '2026/03/03' AND account_id = '777788889999'
+          AND regexp_like(eventname, '^(Get|Put)BucketPolicy$')
+          AND cardinality(resources) > 0
+          AND date(from_iso8601_timestamp(eventtime)) = date '2026-03-03'
+          AND to_unixtime(from_iso8601_timestamp(eventtime)) > 0
+        GROUP BY 1, 2
+    """
+    assert athena(investigation_lake, sql) == [
+        {"hour": "2026/03/03 10", "session": "chain-2", "n": 2}]
+
+
+@pytest.mark.parametrize("joda, strftime", [
+    ("yyyy-MM-dd'T'HH:mm:ss'Z'", "%Y-%m-%dT%H:%M:%SZ"),
+    ("yyyy-MM-dd'T'HH:mm:ss'Z", "%Y-%m-%dT%H:%M:%SZ"),  # unterminated quote: literal to the end
+    ("dd/MMM/yyyy:HH:mm:ss Z", "%d/%b/%Y:%H:%M:%S %z"),
+    ("yyyy-MM-dd HH:mm:ss.SSS", "%Y-%m-%d %H:%M:%S.%g"),
+    ("'it''s' 100%", "it's 100%%"),
+])
+def test_joda_patterns(joda: str, strftime: str) -> None:
+    from trailscan.athena import joda_to_strftime
+
+    assert joda_to_strftime(joda) == strftime
+
+
+def test_backticks_inside_strings_are_kept() -> None:
+    out = translate("SELECT `eventname` FROM cloudtrail_logs WHERE useragent = 'a`b'")
+    assert '"eventname"' in out and "'a`b'" in out

@@ -47,6 +47,7 @@ def view_sql() -> str:
         "strftime(eventTime, '%d') AS day",
         "strftime(eventTime, '%Y/%m/%d') AS \"timestamp\"",
         "recipientAccountId AS account",
+        "recipientAccountId AS account_id",
         "event_date",
     ]
     return f"CREATE OR REPLACE VIEW {VIEW} AS SELECT " + ", ".join(columns) + " FROM cloudtrail"
@@ -69,7 +70,7 @@ def translate(sql: str) -> str:
     from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
     try:
-        trees = [t for t in sqlglot.parse(sql, read="athena") if t is not None]
+        trees = [t for t in sqlglot.parse(_backticks(sql), read="athena") if t is not None]
     except ParseError as exc:
         raise UsageError(_parse_message(exc)) from None
     if not trees:
@@ -86,11 +87,70 @@ def translate(sql: str) -> str:
             table.set("catalog", None)
             if name not in _KNOWN and "cloudtrail" in name:
                 table.set("this", exp.to_identifier(VIEW))
+        for node in reversed(list(tree.walk())):  # innermost first: calls nest
+            new = _joda_functions(node)
+            if new is not node:
+                node.replace(new)
         try:
             out.append(tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE))
         except UnsupportedError as exc:
             raise UsageError(f"cannot translate Athena SQL: {_one_line(exc)}") from None
     return ";\n".join(out)
+
+
+_JODA = {"yyyy": "%Y", "YYYY": "%Y", "uuuu": "%Y", "yy": "%y", "MMMM": "%B", "MMM": "%b",
+         "MM": "%m", "M": "%-m", "dd": "%d", "d": "%-d", "HH": "%H", "H": "%-H", "hh": "%I",
+         "h": "%-I", "mm": "%M", "m": "%-M", "ss": "%S", "s": "%-S", "SSSSSS": "%f",
+         "SSS": "%g", "a": "%p", "EEEE": "%A", "EEE": "%a", "E": "%a", "D": "%j", "Z": "%z",
+         "ZZ": "%z", "XXX": "%z", "z": "%Z"}
+
+
+def joda_to_strftime(fmt: str) -> str:
+    """A Joda/Java date pattern (Trino's parse_datetime/format_datetime) as a strftime one."""
+    out, i = [], 0
+    while i < len(fmt):
+        char = fmt[i]
+        if char == "'":  # quoted literal text; '' is a quote
+            end = fmt.find("'", i + 1)
+            while end != -1 and fmt[end + 1:end + 2] == "'":
+                end = fmt.find("'", end + 2)
+            text = fmt[i + 1:] if end == -1 else fmt[i + 1:end]
+            out.append(text.replace("''", "'").replace("%", "%%") if text else "'")
+            i = len(fmt) if end == -1 else end + 1
+            continue
+        run = len(fmt[i:]) - len(fmt[i:].lstrip(char)) if char.isalpha() else 1
+        token = fmt[i:i + run]
+        out.append(_JODA.get(token, token.replace("%", "%%")))
+        i += run
+    return "".join(out)
+
+
+def _joda_functions(node: Any) -> Any:
+    """parse_datetime/format_datetime take Joda patterns; DuckDB takes strftime ones."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.ParseDatetime) and isinstance(node.args.get("format"), exp.Literal):
+        return exp.StrToTime(this=node.this, format=exp.Literal.string(
+            joda_to_strftime(node.args["format"].this)))
+    if (isinstance(node, exp.Anonymous) and str(node.this).lower() == "format_datetime"
+            and len(node.expressions) == 2 and isinstance(node.expressions[1], exp.Literal)):
+        return exp.TimeToStr(this=node.expressions[0], format=exp.Literal.string(
+            joda_to_strftime(node.expressions[1].this)))
+    return node
+
+
+def _backticks(sql: str) -> str:
+    """Athena accepts Hive's `quoted` identifiers in queries too; Trino's parser wants "quoted"."""
+    out, quote = [], ""
+    for char in sql:
+        if quote:
+            quote = "" if char == quote else quote  # '' inside a string closes and reopens
+        elif char in "'\"":
+            quote = char
+        elif char == "`":
+            char = '"'
+        out.append(char)
+    return "".join(out)
 
 
 def _parse_message(exc: Any) -> str:
