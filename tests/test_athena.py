@@ -198,3 +198,29 @@ def test_joda_patterns(joda: str, strftime: str) -> None:
 def test_backticks_inside_strings_are_kept() -> None:
     out = translate("SELECT `eventname` FROM cloudtrail_logs WHERE useragent = 'a`b'")
     assert '"eventname"' in out and "'a`b'" in out
+
+
+@pytest.mark.parametrize("condition", [
+    "eventtime >= '2026-03-03T10:00:00Z'", "eventtime > '2026-03-03T10:00:00Z'",
+    "eventtime <= '2026-03-03T10:05:00Z'", "'2026-03-03T10:05:00Z' > eventtime",
+    "eventtime = '2026-03-03T10:07:00Z'", "eventtime <> '2026-03-03T10:07:00Z'",
+    "eventtime BETWEEN '2026-03-03T10:00:00Z' AND '2026-03-03T10:06:00Z'",
+])
+def test_eventtime_string_comparisons_keep_their_meaning(investigation_lake: Path,
+                                                         condition: str) -> None:
+    """Comparisons with an ISO literal are run on the timestamp (faster); the rows must be the
+    ones a string comparison gives (`eventtime || ''` is never rewritten)."""
+    assert "eventtime_ts" in translate(f"SELECT 1 FROM cloudtrail_logs WHERE {condition}")
+    rows = athena(investigation_lake, "SELECT eventid FROM cloudtrail_logs WHERE "
+                  f"{condition} ORDER BY eventid")
+    strings = athena(investigation_lake, "SELECT eventid FROM cloudtrail_logs WHERE "
+                     f"{condition.replace('eventtime', '(eventtime || ' + chr(39) * 2 + ')')} "
+                     "ORDER BY eventid")
+    assert rows == strings and len(rows) > 0
+
+
+def test_eventtime_rewrite_leaves_other_columns_alone() -> None:
+    out = translate("SELECT eventtime FROM (SELECT substr(eventtime, 1, 10) AS eventtime "
+                    "FROM cloudtrail_logs) WHERE eventtime > '2026-03-03T00:00:00Z' "
+                    "AND eventtime > '2026-03-03'")
+    assert "eventtime_ts" not in out
