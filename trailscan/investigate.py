@@ -27,26 +27,26 @@ MAX_HOPS = 16  # longer role chains than this are not seen in practice; it also 
 
 # Calls that return credentials for a new session (`responseElements.credentials`).
 _LINKS_SQL = """
-SELECT json_extract_string(responseElements, '$.credentials.accessKeyId') AS issued_key,
-       eventTime AS issued_at, eventID AS event_id, eventName AS event_name,
+SELECT re[1] AS issued_key, eventTime AS issued_at, eventID AS event_id, eventName AS event_name,
        recipientAccountId AS account, sourceIPAddress AS ip, userAgent AS user_agent,
-       json_extract_string(requestParameters, '$.roleArn') AS role_arn,
-       json_extract_string(requestParameters, '$.roleSessionName') AS session_name,
-       json_extract_string(requestParameters, '$.principalArn') AS saml_provider,
-       coalesce(json_extract_string(requestParameters, '$.sourceIdentity'),
-                json_extract_string(responseElements, '$.sourceIdentity'),
-                userIdentity.sessionContext.sourceIdentity) AS source_identity,
-       coalesce(json_extract_string(responseElements, '$.assumedRoleUser.arn'),
-                json_extract_string(responseElements, '$.federatedUser.arn')) AS session_arn,
-       json_extract_string(responseElements, '$.subject') AS saml_subject,
-       json_extract_string(responseElements, '$.issuer') AS saml_issuer,
-       json_extract_string(responseElements, '$.subjectFromWebIdentityToken') AS oidc_subject,
-       json_extract_string(responseElements, '$.provider') AS oidc_provider,
+       rp[1] AS role_arn, rp[2] AS session_name, rp[3] AS saml_provider,
+       coalesce(rp[4], re[2], userIdentity.sessionContext.sourceIdentity) AS source_identity,
+       coalesce(re[3], re[4]) AS session_arn, re[5] AS saml_subject, re[6] AS saml_issuer,
+       re[7] AS oidc_subject, re[8] AS oidc_provider,
        userIdentity.type AS caller_type, userIdentity.arn AS caller_arn,
        userIdentity.accessKeyId AS caller_key, userIdentity.userName AS caller_user,
        userIdentity.identityProvider AS caller_provider, userIdentity.invokedBy AS caller_service
-FROM cloudtrail
-WHERE json_extract_string(responseElements, '$.credentials.accessKeyId') IS NOT NULL
+FROM (
+    -- one JSON parse per document: json_extract_string with a list of paths
+    SELECT *, json_extract_string(responseElements, ['$.credentials.accessKeyId',
+               '$.sourceIdentity', '$.assumedRoleUser.arn', '$.federatedUser.arn', '$.subject',
+               '$.issuer', '$.subjectFromWebIdentityToken', '$.provider']) AS re,
+           json_extract_string(requestParameters, ['$.roleArn', '$.roleSessionName',
+               '$.principalArn', '$.sourceIdentity']) AS rp
+    FROM cloudtrail
+    WHERE responseElements LIKE '%"accessKeyId"%'  -- a cheap test before parsing any JSON
+)
+WHERE re[1] IS NOT NULL
 ORDER BY eventTime, eventID
 """
 

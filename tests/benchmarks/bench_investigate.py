@@ -72,8 +72,10 @@ def main() -> None:
     duck_sql = ("SELECT userIdentity.arn, count(*) AS n FROM cloudtrail WHERE eventTime >= "
                 "TIMESTAMPTZ '2024-01-01 00:00:00+00' AND json_extract_string(requestParameters, "
                 "'$.bucketName') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 10")
-    athena_s, _ = best(lambda: run_query(athena_sql, lake, "athena"))
-    duck_s, _ = best(lambda: run_query(duck_sql, lake))
+    athena_s = duck_s = float("inf")
+    for _ in range(3):  # alternate, keep the minimum of each (the machine may be shared)
+        athena_s = min(athena_s, best(lambda: run_query(athena_sql, lake, "athena"), 1)[0])
+        duck_s = min(duck_s, best(lambda: run_query(duck_sql, lake), 1)[0])
     print(f"athena-dialect query: {athena_s:.2f}s vs the same in DuckDB SQL {duck_s:.2f}s "
           f"(ratio {athena_s / duck_s:.2f})")
 
