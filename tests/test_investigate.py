@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import query, run_cli
+from conftest import CORPUS, query, run_cli
 from scenarios import (
     ATTACKER_IP,
     HOP1_ARN,
@@ -98,8 +98,9 @@ def test_identity_center_session_by_arn(investigation_lake: Path) -> None:
 def test_session_without_issuing_call_falls_back_to_source_identity(
         investigation_lake: Path) -> None:
     (row,) = investigate(investigation_lake, access_key=ORPHAN_KEY).attribution.to_dicts()
-    assert row["origin_kind"] == "unresolved"
-    assert row["origin"] == "source identity eve@example.com"
+    assert row["origin_kind"] == "source_identity"
+    assert row["origin"] == "eve@example.com"
+    assert row["origin_detail"] == f"the call that created {ORPHAN_KEY} is not in the lake"
     assert row["hops"] == 0 and row["chain"] == []
 
 
@@ -240,3 +241,33 @@ def test_cli_usage_errors(investigation_lake: Path) -> None:
     result = run_cli("investigate", "--lake", investigation_lake, "--ip", "1.2.3.4",
                      "--since", "yesterday-ish")
     assert result.exit_code == 2 and result.stderr.startswith("Error: ")
+
+
+# --- real public samples (Stratus Red Team detonations, anonymised) --------------------------
+
+
+STRATUS = CORPUS / "stratus-detonation-logs"
+
+
+@pytest.mark.skipif(not STRATUS.is_dir(), reason="../shared/corpus/real is not present")
+def test_real_detonation_sessions_attributed(tmp_path: Path) -> None:
+    from conftest import ingest_lib
+
+    lake = tmp_path / "lake"
+    ingest_lib([STRATUS], lake)
+    keys = query(lake, "SELECT DISTINCT userIdentity.accessKeyId, userIdentity.arn FROM "
+                       "cloudtrail WHERE userIdentity.accessKeyId LIKE 'ASIA%' ORDER BY 1")
+    kinds = {}
+    for key, arn in keys:
+        (row,) = investigate(lake, access_key=key).attribution.to_dicts()
+        kinds[key] = row["origin_kind"]
+        if row["origin_kind"] == "iam_user":  # the issuing call is in the same detonation
+            issuer = query(lake, "SELECT userIdentity.arn FROM cloudtrail WHERE "
+                                 "json_extract_string(responseElements, "
+                                 "'$.credentials.accessKeyId') = ?", key)
+            assert [row["origin"]] == [a for (a,) in issuer], arn
+            assert row["hops"] == 1 and row["origin"].split(":")[4] == arn.split(":")[4]
+    # Instance credentials stolen from EC2, a GetFederationToken session, role sessions.
+    assert kinds["ASIAP5CT9NN8EYVU1FXV"] == "ec2_instance"
+    assert kinds["ASIASTJKC5GCM7ZE6LUP"] == "iam_user"
+    assert sum(k == "iam_user" for k in kinds.values()) >= 5

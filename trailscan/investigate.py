@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +66,8 @@ coalesce(json_extract_string(requestParameters, '$.bucketName'),
 coalesce(userIdentity.arn, userIdentity.invokedBy, userIdentity.type) AS principal,
 userIdentity.type AS identity_type, userIdentity.accessKeyId AS access_key,
 userIdentity.sessionContext.sessionIssuer.arn AS role_arn,
-userIdentity.sessionContext.sourceIdentity AS source_identity, eventID AS event_id
+userIdentity.sessionContext.sourceIdentity AS source_identity,
+userIdentity.sessionContext.ec2RoleDelivery AS ec2_role_delivery, eventID AS event_id
 """
 
 # The entity's own events; each condition takes the value as its only parameter.
@@ -183,8 +185,9 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
     used = (direct.filter(pl.col("access_key").is_not_null())
             .group_by("access_key", maintain_order=True)
             .agg(pl.col("principal").first(), pl.col("identity_type").first(),
-                 pl.col("source_identity").drop_nulls().first(), pl.len().alias("events")))
-    for key, principal, identity_type, source_identity, count in used.iter_rows():
+                 pl.col("source_identity").drop_nulls().first(),
+                 pl.col("ec2_role_delivery").drop_nulls().first(), pl.len().alias("events")))
+    for key, principal, identity_type, source_identity, ec2, count in used.iter_rows():
         chain: list[str] = []
         accounts: list[str] = []
         current, origin_kind, origin, detail = key, "", "", ""
@@ -196,9 +199,9 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
                 break
             link = by_key.get(current)
             if link is None:
-                origin_kind = "unresolved"
-                origin = (f"source identity {source_identity}" if source_identity else
-                          f"no call issuing {current} in the lake")
+                session_arn = chain_arn(chain) or principal
+                origin_kind, origin, detail = _without_link(current, session_arn,
+                                                            source_identity, ec2)
                 break
             caller = link["caller_arn"] or link["caller_user"] or link["caller_service"] or "?"
             chain.append(f"{caller} --{link['event_name']} {link['issued_at']:%Y-%m-%dT%H:%M:%SZ}"
@@ -220,6 +223,26 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
               "chain": pl.List(pl.String)}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
         schema=schema)
+
+
+def chain_arn(chain: list[str]) -> str | None:
+    """The caller at the top of the chain built so far (the session still to be explained)."""
+    return chain[-1].split(" --", 1)[0] if chain else None
+
+
+def _without_link(key: str, session_arn: str | None, source_identity: str | None,
+                  ec2: str | None) -> tuple[str, str, str]:
+    """The best answer when the call that created a session is not in the lake."""
+    missing = f"the call that created {key} is not in the lake"
+    parts = (session_arn or "").split(":assumed-role/", 1)[-1].split("/")
+    role, name = parts[0], parts[1] if len(parts) > 1 else ""
+    if source_identity:  # set by whoever assumed the first role; it follows the chain
+        return "source_identity", source_identity, missing
+    if ec2 or re.fullmatch(r"i-[0-9a-fA-F]{8,17}", name):
+        return "ec2_instance", name, f"instance profile role {role}; {missing}"
+    if role.startswith("AWSReservedSSO"):
+        return "identity_center", name or role, f"permission set role {role}; {missing}"
+    return "unresolved", session_arn or key, missing
 
 
 def _account(arn: str | None) -> str | None:
@@ -315,7 +338,8 @@ _TIMELINE_COLUMNS = ["time", "api", "service", "account", "region", "ip", "user_
 
 _KIND_NAMES = {"iam_user": "IAM user", "root": "root user", "aws_service": "AWS service",
                "saml": "SAML identity", "oidc": "OIDC identity",
-               "identity_center": "IAM Identity Center user", "unresolved": "unresolved:"}
+               "identity_center": "IAM Identity Center user", "ec2_instance": "EC2 instance",
+               "source_identity": "source identity", "unresolved": "unresolved:"}
 
 
 def _printable(text: str) -> str:
