@@ -160,8 +160,9 @@ def _follow(con: Any, direct: pl.DataFrame, links: pl.DataFrame, window: str,
         started.append(new.with_columns(pl.lit(depth).alias("depth")))
         keys = new["issued_key"].to_list()
         derived = _frame(con, f"SELECT {_EVENT_COLUMNS}, userIdentity.accessKeyId AS via "
-                              f"FROM cloudtrail WHERE list_contains($keys::VARCHAR[], "
-                              f"userIdentity.accessKeyId){window}", {"keys": keys, **params})
+                              f"FROM cloudtrail WHERE userIdentity.accessKeyId IN "
+                              f"(SELECT unnest($keys::VARCHAR[])){window}",
+                         {"keys": keys, **params})
         derived = derived.filter(~pl.col("event_id").is_in(events["event_id"].to_list()))
         events = pl.concat([events, derived], how="vertical_relaxed")
         frontier = set(derived["event_id"].to_list())
