@@ -271,3 +271,11 @@ def test_real_detonation_sessions_attributed(tmp_path: Path) -> None:
     assert kinds["ASIAP5CT9NN8EYVU1FXV"] == "ec2_instance"
     assert kinds["ASIASTJKC5GCM7ZE6LUP"] == "iam_user"
     assert sum(k == "iam_user" for k in kinds.values()) >= 5
+
+
+def test_notebook_display_is_escaped(investigation_lake: Path) -> None:
+    from scenarios import XSS_UA
+
+    page = investigate(investigation_lake, access_key=HOP2_KEY)._repr_html_()
+    assert "Who is behind each session" in page and "Timeline" in page
+    assert XSS_UA not in page and "&lt;script&gt;" in page

@@ -104,6 +104,21 @@ class Investigation:
                 "sessions_started": self.sessions.height, "findings": self.findings.height}
 
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the overview line, attribution, sessions, then the timeline."""
+        import html
+
+        o = self.overview()
+        parts = [f"<p><b>{html.escape(self.kind)} {html.escape(self.value)}</b>: "
+                 f"{o['events']} events, {o['sessions_started']} sessions started, "
+                 f"{o['findings']} findings</p>"]
+        for title, frame in (("Who is behind each session", self.attribution),
+                             ("Sessions it started", self.sessions),
+                             ("Findings", self.findings), ("Timeline", self.timeline)):
+            parts.append(f"<h4>{title}</h4>" + frame._repr_html_())  # polars escapes values
+        return "".join(parts)
+
+
 def investigate(lake_path: str | os.PathLike[str] | None = None, *, principal: str | None = None,
                 access_key: str | None = None, ip: str | None = None,
                 event_id: str | None = None, since: datetime | None = None,
