@@ -40,6 +40,11 @@ def _user() -> dict[str, Any]:
             "accountId": A, "accessKeyId": USER_KEY, "userName": "mallory-ops"}
 
 
+def _foreign(account: str, principal_id: str) -> dict[str, Any]:
+    """How the resource owner's copy of a cross-account call names the caller."""
+    return {"type": "AWSAccount", "principalId": principal_id, "accountId": account}
+
+
 def _session(acct: str, role: str, session: str, key: str, created: str,
              source_identity: str | None = None) -> dict[str, Any]:
     ctx: dict[str, Any] = {
@@ -107,15 +112,18 @@ def chain_records() -> list[dict]:
     return [
         _call(_user(), _t("09:58:00"), "sts.amazonaws.com", "GetCallerIdentity", A, ATTACKER_IP,
               ua, region="us-east-1"),
-        # The cross-account AssumeRole is logged in the caller's and in the role's account.
+        # A cross-account AssumeRole is logged in the role's account (where the caller is only
+        # an AWSAccount) and in the caller's account (full identity). The role owner's copy
+        # comes first here so that attribution has to prefer the other one.
+        _sts(_foreign(A, "AIDAMALLORYOPS0000001"), _t("10:00:00"), "AssumeRole", B, hop1,
+             hop1_re, ATTACKER_IP, ua, role1, sharedEventID=shared),
         _sts(_user(), _t("10:00:00"), "AssumeRole", A, hop1, hop1_re, ATTACKER_IP, ua, role1,
-             sharedEventID=shared),
-        _sts(_user(), _t("10:00:00"), "AssumeRole", B, hop1, hop1_re, ATTACKER_IP, ua, role1,
              sharedEventID=shared),
         _call(s1, _t("10:01:00"), "s3.amazonaws.com", "ListBuckets", B, ATTACKER_IP, ua),
         _call(s1, _t("10:02:00"), "iam.amazonaws.com", "ListRoles", B, ATTACKER_IP, ua,
               region="us-east-1"),
-        _sts(s1, _t("10:05:00"), "AssumeRole", C, hop2, hop2_re, ATTACKER_IP, ua, role2),
+        _sts(_foreign(B, "AROACROSSACCOUNTA0001:mallory"), _t("10:05:00"), "AssumeRole", C,
+             hop2, hop2_re, ATTACKER_IP, ua, role2),
         _sts(s1, _t("10:05:00"), "AssumeRole", B, hop2, hop2_re, ATTACKER_IP, ua, role2),
         _call(s2, _t("10:06:00"), "s3.amazonaws.com", "GetBucketPolicy", C, ATTACKER_IP, XSS_UA,
               {"bucketName": "acme-prod-secrets"},

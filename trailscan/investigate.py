@@ -36,7 +36,8 @@ SELECT re[1] AS issued_key, eventTime AS issued_at, eventID AS event_id, eventNa
        re[7] AS oidc_subject, re[8] AS oidc_provider,
        userIdentity.type AS caller_type, userIdentity.arn AS caller_arn,
        userIdentity.accessKeyId AS caller_key, userIdentity.userName AS caller_user,
-       userIdentity.identityProvider AS caller_provider, userIdentity.invokedBy AS caller_service
+       userIdentity.identityProvider AS caller_provider, userIdentity.invokedBy AS caller_service,
+       userIdentity.principalId AS caller_principal_id, userIdentity.accountId AS caller_account
 FROM (
     -- one JSON parse per document: json_extract_string with a list of paths
     SELECT *, json_extract_string(responseElements, ['$.credentials.accessKeyId',
@@ -196,7 +197,12 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
     """Backward: for each session key the entity used, the chain of hand-offs to its origin."""
     by_key: dict[str, dict[str, Any]] = {}
     for row in links.iter_rows(named=True):
-        by_key.setdefault(row["issued_key"], row)  # cross-account calls are logged twice
+        # A cross-account call is logged twice; the role owner's copy names the caller only as
+        # an AWSAccount (principalId, account id), the caller's copy has its identity and key.
+        known = by_key.get(row["issued_key"])
+        if known is None or (known["caller_type"] == "AWSAccount"
+                             and row["caller_type"] != "AWSAccount"):
+            by_key[row["issued_key"]] = row
     rows = []
     used = (direct.filter(pl.col("access_key").is_not_null())
             .group_by("access_key", maintain_order=True)
@@ -219,10 +225,12 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
                 origin_kind, origin, detail = _without_link(current, session_arn,
                                                             source_identity, ec2)
                 break
-            caller = link["caller_arn"] or link["caller_user"] or link["caller_service"] or "?"
+            caller = (link["caller_arn"] or link["caller_user"] or link["caller_service"]
+                      or link["caller_principal_id"] or "?")
             chain.append(f"{caller} --{link['event_name']} {link['issued_at']:%Y-%m-%dT%H:%M:%SZ}"
                          f"--> {link['session_arn'] or current}")
-            accounts += [_account(link["caller_arn"]), _account(link["role_arn"])]
+            accounts += [_account(link["caller_arn"]) or link["caller_account"],
+                         _account(link["role_arn"])]
             origin_kind, origin, detail = _origin(con, link)
             if origin_kind == "session":  # a role chain: continue with the caller's own key
                 origin_kind, current = "", link["caller_key"]
@@ -284,6 +292,10 @@ def _origin(con: Any, link: dict[str, Any]) -> tuple[str, str, str]:
         if role.startswith("AWSReservedSSO_") or "/AWSSSO_" in (link["saml_provider"] or ""):
             return "identity_center", subject, _identity_center(con, link, subject)
         return "saml", subject, f"issuer {link['saml_issuer']} via {link['saml_provider']}"
+    if kind == "AWSAccount":  # only the role owner's copy of a cross-account call is here
+        return ("aws_account", f"{link['caller_principal_id']} in account "
+                f"{link['caller_account']}", "the caller's account's copy of the call is not "
+                "in the lake")
     if kind == "WebIdentityUser":
         subject = link["oidc_subject"] or link["caller_user"] or ""
         return "oidc", subject, f"provider {link['oidc_provider'] or link['caller_provider']}"
@@ -355,6 +367,7 @@ _TIMELINE_COLUMNS = ["time", "api", "service", "account", "region", "ip", "user_
 _KIND_NAMES = {"iam_user": "IAM user", "root": "root user", "aws_service": "AWS service",
                "saml": "SAML identity", "oidc": "OIDC identity",
                "identity_center": "IAM Identity Center user", "ec2_instance": "EC2 instance",
+               "aws_account": "principal",
                "source_identity": "source identity", "unresolved": "unresolved:"}
 
 
