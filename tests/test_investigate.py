@@ -295,3 +295,17 @@ def test_notebook_display_is_escaped(investigation_lake: Path) -> None:
     page = investigate(investigation_lake, access_key=HOP2_KEY)._repr_html_()
     assert "Who is behind each session" in page and "Timeline" in page
     assert XSS_UA not in page and "&lt;script&gt;" in page
+
+
+def test_table_view_is_capped_with_a_note(investigation_lake: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import trailscan.investigate as module
+
+    monkeypatch.setitem(module.TABLE_LIMITS, "timeline", 2)
+    out = io.BytesIO()
+    module.write(investigate(investigation_lake, principal=USER_ARN), "table", out)
+    text = out.getvalue().decode()
+    assert "  ... 7 more rows (--format json or csv has them all)" in text
+    full = io.BytesIO()
+    module.write(investigate(investigation_lake, principal=USER_ARN), "csv", full)
+    assert len(full.getvalue().decode().splitlines()) == 10  # header + all 9 events

@@ -376,6 +376,15 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
 
 
+#: Rows the terminal view shows per section; json and csv always have everything.
+TABLE_LIMITS = {"attribution": 50, "sessions": 100, "findings": 100, "timeline": 500}
+
+
+def _more(total: int, shown: int, what: str) -> str:
+    return (f"  ... {total - shown} more {what} (--format json or csv has them all)\n"
+            if total > shown else "")
+
+
 def write(inv: Investigation, fmt: str, out: BinaryIO) -> None:
     """`table`: sections for people; `json`: one object; `csv`: the timeline rows."""
     from .output import _json, render
@@ -396,7 +405,7 @@ def write(inv: Investigation, fmt: str, out: BinaryIO) -> None:
     text.write("\nWho is behind each session:\n")
     if inv.attribution.is_empty():
         text.write("  (no access key in its events)\n")
-    for row in inv.attribution.iter_rows(named=True):
+    for row in inv.attribution.head(TABLE_LIMITS["attribution"]).iter_rows(named=True):
         text.write(f"  {row['access_key']}  {row['session']}  ({row['events']} events)\n"
                    f"    origin: {_KIND_NAMES.get(row['origin_kind'], row['origin_kind'])} "
                    f"{row['origin']}")
@@ -405,18 +414,22 @@ def write(inv: Investigation, fmt: str, out: BinaryIO) -> None:
                    else "\n")
         for hop in row["chain"]:
             text.write(f"    {hop}\n")
+    text.write(_more(inv.attribution.height, TABLE_LIMITS["attribution"], "sessions"))
     out.write(_printable(text.getvalue()).encode())
-    sections = [("Sessions it started", inv.sessions),
-                ("Findings", inv.findings.drop("names_its_events")),
-                *((f"Top {name.replace('_', ' ')}", frame.head(10))
+    sections = [("Sessions it started", inv.sessions, TABLE_LIMITS["sessions"]),
+                ("Findings", inv.findings.drop("names_its_events"), TABLE_LIMITS["findings"]),
+                *((f"Top {name.replace('_', ' ')}", frame, 10)
                   for name, frame in inv.summary.items()),
-                ("Timeline", inv.timeline.select(_TIMELINE_COLUMNS[:-1]))]
-    for title, frame in sections:
+                ("Timeline", inv.timeline.select(_TIMELINE_COLUMNS[:-1]),
+                 TABLE_LIMITS["timeline"])]
+    for title, frame, limit in sections:
         out.write(f"\n{title}:\n".encode())
         if frame.is_empty():
             out.write(b"  (none)\n")
         else:
-            render(frame.to_arrow(), "table", out)
+            render(frame.head(limit).to_arrow(), "table", out)
+            if not title.startswith("Top"):
+                out.write(_more(frame.height, limit, "rows").encode())
 
 
 def write_to(inv: Investigation, fmt: str, output: str | None) -> None:
