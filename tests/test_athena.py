@@ -224,3 +224,26 @@ def test_eventtime_rewrite_leaves_other_columns_alone() -> None:
                     "FROM cloudtrail_logs) WHERE eventtime > '2026-03-03T00:00:00Z' "
                     "AND eventtime > '2026-03-03'")
     assert "eventtime_ts" not in out
+
+
+@pytest.mark.parametrize("sql", [
+    "MSCK REPAIR TABLE cloudtrail_logs",
+    "ALTER TABLE cloudtrail_logs ADD PARTITION (region='us-east-1') LOCATION 's3://b/AWSLogs/'",
+    "CREATE EXTERNAL TABLE cloudtrail_logs (eventversion STRING) LOCATION 's3://b/AWSLogs/'",
+])
+def test_table_management_is_refused_in_one_line(investigation_lake: Path, sql: str) -> None:
+    result = run_cli("query", "--lake", investigation_lake, "--dialect", "athena", sql)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: not a query the lake can run")
+    assert len(result.stderr.strip().splitlines()) == 1  # no sqlglot warning either
+
+
+def test_organization_trail_partition_columns(investigation_lake: Path) -> None:
+    sql = ("SELECT \"date\", account, count(*) AS n FROM cloudtrail_logs WHERE \"date\" = "
+           "date_format(date '2026-03-04' - interval '1' day, '%Y/%m/%d') AND region IN "
+           "('eu-west-1') AND account IN ('777788889999') GROUP BY 1, 2")
+    rows = athena(investigation_lake, sql)
+    expected = query(investigation_lake, "SELECT count(*) FROM cloudtrail WHERE event_date = "
+                     "DATE '2026-03-03' AND awsRegion = 'eu-west-1' AND recipientAccountId = "
+                     "'777788889999'")[0][0]
+    assert rows == [{"date": "2026/03/03", "account": "777788889999", "n": expected}]

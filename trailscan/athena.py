@@ -8,6 +8,7 @@ ones (`json_extract_scalar`, `from_iso8601_timestamp`, `date_parse`, `CROSS JOIN
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -46,6 +47,7 @@ def view_sql() -> str:
         "strftime(eventTime, '%m') AS month",
         "strftime(eventTime, '%d') AS day",
         "strftime(eventTime, '%Y/%m/%d') AS \"timestamp\"",
+        "strftime(eventTime, '%Y/%m/%d') AS \"date\"",  # organization-trail projections
         "recipientAccountId AS account",
         "recipientAccountId AS account_id",
         "event_date",
@@ -71,10 +73,21 @@ def translate(sql: str) -> str:
     from sqlglot import exp
     from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
+    log = logging.getLogger("sqlglot")  # its warnings would reach stderr; errors say it all
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
         trees = [t for t in sqlglot.parse(_backticks(sql), read="athena") if t is not None]
     except ParseError as exc:
         raise UsageError(_parse_message(exc)) from None
+    finally:
+        log.setLevel(level)
+    for tree in trees:
+        external = isinstance(tree, exp.Create) and "EXTERNAL" in tree.sql(
+            dialect="athena").upper().split("TABLE", 1)[0]
+        if isinstance(tree, exp.Command | exp.Alter) or external:  # MSCK, ADD PARTITION, DDL
+            raise UsageError("not a query the lake can run (Athena table management has "
+                             f"nothing to do here): {_one_line(tree.sql())[:80]!r}")
     if not trees:
         raise UsageError("Athena SQL is empty")
     out = []
