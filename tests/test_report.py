@@ -86,11 +86,18 @@ def test_report_lists_integrity_problems(tmp_path: Path) -> None:
     victim = logs[0]
     victim.write_bytes(gzip.compress(gzip.decompress(victim.read_bytes()).replace(
         b'"eventName":"', b'"eventName":"X', 1)))
+    digests = sorted(p for p in root.rglob("*.json.gz") if "/CloudTrail-Digest/" in str(p))
+    middle = digests[len(digests) // 2]
+    middle.unlink()
+    Path(f"{middle}.metadata.json").unlink(missing_ok=True)
     lake = tmp_path / "lake"
     ingest_lib([root], lake, validate=True)
+    problems = query(lake, "SELECT kind FROM integrity_problems")
     out = build_report(lake, tmp_path / "r.html")
     text = out.read_text()
-    assert '<span class="badge bad">1 problems, 0 gaps</span>' in text
+    assert f'<span class="badge bad">{len(problems)} problems, 0 gaps</span>' in text
+    assert text.count("<td>log_file_unlisted</td>") == problems.count(("log_file_unlisted",)) > 0
+    assert "<td>digest_missing</td>" in text and middle.name in text
     assert "<td>log_file_modified</td>" in text
     assert f"{victim.name}</td>" in text
     assert "<td>failed</td>" in text
