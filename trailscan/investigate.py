@@ -104,7 +104,6 @@ class Investigation:
                 "last_event": times.max() if self.timeline.height else None,
                 "sessions_started": self.sessions.height, "findings": self.findings.height}
 
-
     def _repr_html_(self) -> str:
         """Notebook display: the overview line, attribution, sessions, then the timeline."""
         import html
@@ -216,12 +215,17 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
         if identity_type in ("IAMUser", "Root"):
             origin_kind = "iam_user" if identity_type == "IAMUser" else "root"
             origin = principal
+        visited: set[str] = set()
         for _ in range(MAX_HOPS):
             if origin_kind:
                 break
+            if current in visited:
+                origin_kind, origin = "unresolved", f"{current} appears twice in its own chain"
+                break
+            visited.add(current)
             link = by_key.get(current)
             if link is None:
-                session_arn = chain_arn(chain) or principal
+                session_arn = _chain_top(chain) or principal
                 origin_kind, origin, detail = _without_link(current, session_arn,
                                                             source_identity, ec2)
                 break
@@ -236,6 +240,8 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
                 origin_kind, current = "", link["caller_key"]
                 if not current:
                     origin_kind, origin = "unresolved", f"{caller} (no access key in the record)"
+        if not origin_kind:
+            origin_kind, origin = "unresolved", f"role chain longer than {MAX_HOPS} hops"
         rows.append({"access_key": key, "session": principal, "events": count,
                      "origin_kind": origin_kind, "origin": origin, "origin_detail": detail,
                      "source_identity": source_identity, "hops": len(chain),
@@ -249,7 +255,7 @@ def _attribute(con: Any, direct: pl.DataFrame, links: pl.DataFrame) -> pl.DataFr
         schema=schema)
 
 
-def chain_arn(chain: list[str]) -> str | None:
+def _chain_top(chain: list[str]) -> str | None:
     """The caller at the top of the chain built so far (the session still to be explained)."""
     return chain[-1].split(" --", 1)[0] if chain else None
 
