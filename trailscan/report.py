@@ -66,15 +66,21 @@ def collect(lake_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             "SELECT severity, rule_id, title, account_id, region, principal, first_seen, "
             "last_seen, event_count, summary, event_ids FROM findings")
         findings.sort(key=lambda f: (_rank(f[0]), f[1], f[3] or "", f[5] or ""))
+        # Evidence of every finding in one pass over the lake, then handed out per finding.
+        wanted = {i for f in findings for i in list(f[10] or [])[:_EVIDENCE_LIMIT]}
+        by_id: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows(
+                "SELECT eventTime, eventSource || ':' || eventName, recipientAccountId, awsRegion,"
+                " coalesce(userIdentity.arn, userIdentity.invokedBy, userIdentity.type), "
+                "sourceIPAddress, userAgent, errorCode, eventID FROM cloudtrail WHERE eventID IN "
+                "(SELECT unnest($1::VARCHAR[])) ORDER BY eventTime, eventID",
+                [sorted(wanted)]) if wanted else []:
+            by_id.setdefault(row[-1], []).append(row)
         data["findings"] = []
         for finding in findings:
             ids = list(finding[10] or [])[:_EVIDENCE_LIMIT]
-            evidence = rows(
-                "SELECT eventTime, eventSource || ':' || eventName, recipientAccountId, awsRegion,"
-                " coalesce(userIdentity.arn, userIdentity.invokedBy, userIdentity.type), "
-                "sourceIPAddress, userAgent, errorCode, eventID FROM cloudtrail "
-                "WHERE list_contains($1::VARCHAR[], eventID) ORDER BY eventTime, eventID",
-                [ids]) if ids else []
+            evidence = sorted((r for i in dict.fromkeys(ids) for r in by_id.get(i, [])),
+                              key=lambda r: (r[0], r[-1]))
             data["findings"].append((finding[:10], evidence))
         data["activity"], data["bucket"] = _activity(rows, data["first"], data["last"])
         data["top"] = {title: rows(f"SELECT {expr} AS k, count(*) AS n FROM cloudtrail WHERE "
