@@ -223,7 +223,9 @@ def test_cli_json(investigation_lake: Path) -> None:
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["entity"] == {"kind": "principal", "value": USER_ARN}
-    assert data["events"] == 9 and data["sessions_started"] == 2
+    assert data["counts"] == {"events": 9, "sessions_started": 2, "findings": len(
+        data["findings"])}
+    assert data["first_event"] == "2026-03-03T09:58:00+00:00"
     assert [s["issued_key"] for s in data["sessions"]] == [HOP1_KEY, HOP2_KEY]
     assert data["timeline"][0]["time"] == "2026-03-03T09:58:00+00:00"
     assert data["summary"]["apis"][0] == {"api": "AssumeRole", "events": 2}
@@ -309,3 +311,14 @@ def test_table_view_is_capped_with_a_note(investigation_lake: Path,
     full = io.BytesIO()
     module.write(investigate(investigation_lake, principal=USER_ARN), "csv", full)
     assert len(full.getvalue().decode().splitlines()) == 10  # header + all 9 events
+
+
+def test_nothing_found_is_not_an_error(investigation_lake: Path) -> None:
+    result = run_cli("investigate", "--lake", investigation_lake, "--ip", "192.0.2.254")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("ip 192.0.2.254: 0 events (no events); 0 sessions started; "
+                                    "0 findings")
+    data = json.loads(run_cli("investigate", "--lake", investigation_lake, "--ip",
+                              "192.0.2.254", "--format", "json").stdout)
+    assert data["counts"] == {"events": 0, "sessions_started": 0, "findings": 0}
+    assert data["timeline"] == [] and data["attribution"] == []

@@ -99,19 +99,18 @@ class Investigation:
     def overview(self) -> dict[str, Any]:
         times = self.timeline["time"]
         return {"entity": {"kind": self.kind, "value": self.value},
-                "since": self.since, "until": self.until, "events": self.timeline.height,
+                "since": self.since, "until": self.until,
                 "first_event": times.min() if self.timeline.height else None,
                 "last_event": times.max() if self.timeline.height else None,
-                "sessions_started": self.sessions.height, "findings": self.findings.height}
+                "counts": {"events": self.timeline.height, "sessions_started": self.sessions.height,
+                           "findings": self.findings.height}}
 
     def _repr_html_(self) -> str:
         """Notebook display: the overview line, attribution, sessions, then the timeline."""
         import html
 
-        o = self.overview()
         parts = [f"<p><b>{html.escape(self.kind)} {html.escape(self.value)}</b>: "
-                 f"{o['events']} events, {o['sessions_started']} sessions started, "
-                 f"{o['findings']} findings</p>"]
+                 f"{html.escape(_headline(self))}</p>"]
         for title, frame in (("Who is behind each session", self.attribution),
                              ("Sessions it started", self.sessions),
                              ("Findings", self.findings), ("Timeline", self.timeline)):
@@ -377,6 +376,15 @@ _KIND_NAMES = {"iam_user": "IAM user", "root": "root user", "aws_service": "AWS 
                "source_identity": "source identity", "unresolved": "unresolved:"}
 
 
+def _headline(inv: Investigation) -> str:
+    o = inv.overview()
+    n = o["counts"]
+    when = (f"{o['first_event']:%Y-%m-%dT%H:%M:%SZ} .. {o['last_event']:%Y-%m-%dT%H:%M:%SZ}"
+            if n["events"] else "no events")
+    return (f"{n['events']} events ({when}); {n['sessions_started']} sessions started; "
+            f"{n['findings']} findings")
+
+
 def _printable(text: str) -> str:
     """Log values never reach the terminal as control sequences."""
     return "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
@@ -403,11 +411,8 @@ def write(inv: Investigation, fmt: str, out: BinaryIO) -> None:
     if fmt == "csv":
         render(inv.timeline.select(_TIMELINE_COLUMNS).to_arrow(), "csv", out)
         return
-    o = inv.overview()
     text = io.StringIO()
-    text.write(f"{o['entity']['kind']} {o['entity']['value']}: {o['events']} events, "
-               f"{o['first_event']} .. {o['last_event']}; {o['sessions_started']} sessions "
-               f"started; {o['findings']} findings\n")
+    text.write(f"{inv.kind} {inv.value}: {_headline(inv)}\n")
     text.write("\nWho is behind each session:\n")
     if inv.attribution.is_empty():
         text.write("  (no access key in its events)\n")
