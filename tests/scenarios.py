@@ -243,5 +243,29 @@ def athena_doc_records() -> list[dict]:
     ]
 
 
+def s3_guide_records() -> list[dict]:
+    """Dated like the S3 User Guide's Athena examples (2019-02-19, 2019-07-05)."""
+    def s3(when: str, name: str, key: str, **extra: Any) -> dict:
+        aed = {"SignatureVersion": extra.pop("sig", "SigV4"), "bytesTransferredIn": 0,
+               "bytesTransferredOut": 512, "x-amz-id-2": "abc/def="}
+        return make_record(eventTime=when, eventName=name, additionalEventData=aed,
+                           requestParameters={"bucketName": "myawsexamplebucket1", "key": key},
+                           resources=[{"type": "AWS::S3::Object",
+                                       "ARN": f"arn:aws:s3:::myawsexamplebucket1/{key}"}],
+                           **extra)
+    legacy = _user() | {"arn": f"arn:aws:iam::{A}:user/legacy-app", "userName": "legacy-app"}
+    anonymous = {"type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"}
+    return [
+        s3("2019-02-19T10:00:00Z", "GetObject", "old/a.txt", sig="SigV2", userIdentity=legacy,
+           userAgent="aws-sdk-java/1.4.2 Linux/2.6"),
+        s3("2019-02-19T10:05:00Z", "GetObject", "old/b.txt"),
+        s3("2019-07-05T12:00:00Z", "PutObject", "data/report.csv", readOnly=False),
+        s3("2019-07-05T13:00:00Z", "GetObject", "data/report.csv"),
+        s3("2019-07-05T14:00:00Z", "GetObject", "site/index.html", userIdentity=anonymous,
+           sourceIPAddress="192.0.2.200", userAgent="curl/8.5.0"),
+        s3("2019-07-07T09:00:00Z", "PutObject", "data/later.csv", readOnly=False),
+    ]
+
+
 def all_records() -> list[dict]:
     return chain_records() + federation_records() + athena_doc_records()

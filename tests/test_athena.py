@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import query, run_cli
-from scenarios import HOP2_ARN, A
+from conftest import ct_path, ingest_lib, query, run_cli, write_records
+from scenarios import HOP2_ARN, A, s3_guide_records
 
 from trailscan.athena import translate
 from trailscan.errors import UsageError
@@ -30,7 +30,48 @@ def athena(lake: Path, sql: str) -> list[dict[str, Any]]:
 
 def test_doc_queries_are_all_tested() -> None:
     assert set(DOC_QUERIES) == {"nested_fields", "unnest_resources", "delete_bucket",
-                                "anonymous_requests", "template"}
+                                "anonymous_requests", "template", "sigv2_events",
+                                "sigv2_requesters", "sigv2_requesters_partitioned",
+                                "put_object_requests", "get_object_requests",
+                                "anonymous_requests_in_period"}
+
+
+@pytest.fixture(scope="module")
+def s3_guide_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("s3guide")
+    write_records(ct_path(root / "src", "s3.json.gz", day="2019/07/05"), s3_guide_records())
+    ingest_lib([root / "src"], root / "lake")
+    return root / "lake"
+
+
+LEGACY = "arn:aws:iam::111122223333:user/legacy-app"
+
+
+def test_s3_guide_sigv2_queries(s3_guide_lake: Path) -> None:
+    rows = athena(s3_guide_lake, DOC_QUERIES["sigv2_events"])
+    assert len(rows) == 1
+    row = rows[0]
+    # Column names come out in lower case, as Athena (Trino) names them.
+    assert (row["eventtime"], row["s3_action"], row["aws_region"], row["user_agent"]) == (
+        "2019-02-19T10:00:00Z", "GetObject", "us-east-1", "aws-sdk-java/1.4.2 Linux/2.6")
+    assert json.loads(row["request_parameters"])["key"] == "old/a.txt"
+    expected = [{"arn": LEGACY, "requestcount": 1}]
+    assert athena(s3_guide_lake, DOC_QUERIES["sigv2_requesters"]) == expected
+    assert athena(s3_guide_lake, DOC_QUERIES["sigv2_requesters_partitioned"]) == expected
+
+
+def test_s3_guide_object_access_queries(s3_guide_lake: Path) -> None:
+    puts = athena(s3_guide_lake, DOC_QUERIES["put_object_requests"])
+    assert [(r["eventtime"], r["bucketname"], r["object"]) for r in puts] == [
+        ("2019-07-05T12:00:00Z", "myawsexamplebucket1", "data/report.csv")]
+    gets = athena(s3_guide_lake, DOC_QUERIES["get_object_requests"])
+    assert sorted((r["eventtime"], r["object"], r["userarn"]) for r in gets) == [
+        ("2019-07-05T13:00:00Z", "data/report.csv",
+         "arn:aws:sts::111122223333:assumed-role/Admin/alice"),
+        ("2019-07-05T14:00:00Z", "site/index.html", None)]
+    anonymous = athena(s3_guide_lake, DOC_QUERIES["anonymous_requests_in_period"])
+    assert [(r["eventtime"], r["sourceipaddress"], r["accountid"]) for r in anonymous] == [
+        ("2019-07-05T14:00:00Z", "192.0.2.200", "ANONYMOUS_PRINCIPAL")]
 
 
 def test_doc_nested_fields(investigation_lake: Path) -> None:

@@ -62,6 +62,11 @@ def create_view(con: Any) -> None:
     con.execute(view_sql())
 
 
+def athena_names(table: pa.Table) -> pa.Table:
+    """Result columns named as Athena (Trino) names them: in lower case."""
+    return table.rename_columns([name.lower() for name in table.column_names])
+
+
 def _one_line(text: Any) -> str:
     """One line, with sqlglot's `<class 'sqlglot.expressions.GT'>` shortened to `GT`."""
     return re.sub(r"<class 'sqlglot\.[\w.]*\.(\w+)'>", r"\1", " ".join(str(text).split()))

@@ -34,6 +34,10 @@ def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None,
         if relation is None:  # a statement without rows
             return pa.table({})
         fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        if dialect == "athena":
+            from .athena import athena_names
+
+            return athena_names(fetch())
         return fetch()
     except duckdb.Error as exc:
         message = str(exc).strip().splitlines()[0]

@@ -69,7 +69,12 @@ class Shell:
             relation = self.con.sql(sql)
             if relation is not None:
                 fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-                render(fetch(), self.fmt, self.out)
+                table = fetch()
+                if self.dialect == "athena":
+                    from .athena import athena_names
+
+                    table = athena_names(table)
+                render(table, self.fmt, self.out)
         except TrailscanError as exc:
             self.say(f"Error: {exc}")
         except duckdb.Error as exc:
