@@ -61,6 +61,8 @@ def test_report_content(report: Path, investigation_lake: Path) -> None:
     event_id = query(investigation_lake, "SELECT eventID FROM cloudtrail WHERE eventName = "
                      "'CreateUser' AND userIdentity.arn = ?", HOP2_ARN)[0][0]
     assert f"<td>{event_id}</td>" in text
+    assert ("trailscan investigate --principal arn:aws:iam::777788889999:role/DeployRole"
+            in text)
     total = query(investigation_lake, "SELECT count(*) FROM cloudtrail")[0][0]
     assert f'<div class="v">{total}</div><div class="k">events</div>' in text
     # Integrity: sample rows verified, scenario rows unchecked, no problems.

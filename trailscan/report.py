@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,11 @@ def render(data: dict[str, Any]) -> str:
             f"<b>{e(title)}</b> <code>{e(rule)}</code> &middot; {e(account)} {e(region)} "
             f"&middot; {e(count)} events</summary><p>{e(summary)}</p>"
             f'<p class="meta">principal <code>{e(principal)}</code> &middot; {e(first)} .. '
-            f"{e(last)}</p>")
+            f"{e(last)}")
+        if principal and principal.startswith("arn:"):
+            out.append(f' &middot; next: <code class="cmd">trailscan investigate --principal '
+                       f"{e(shlex.quote(principal))}</code>")
+        out.append("</p>")
         out.append(_table(["time", "API", "account", "region", "principal", "source IP",
                            "user agent", "error", "event id"], evidence, "evidence"))
         if count > len(evidence):
