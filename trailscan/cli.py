@@ -51,6 +51,30 @@ def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--profile/--aws-region/--endpoint-url for S3 and AWS sources, passed on as `aws`.
+
+    (`--region` already filters by the events' region, hence `--aws-region` for the client.)"""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, profile: str | None, aws_region: str | None,
+                endpoint_url: str | None, **kwargs: Any) -> Any:
+        from .s3 import AwsOptions
+
+        return func(*args, aws=AwsOptions(profile, aws_region, endpoint_url), **kwargs)
+
+    for option in reversed([
+        click.option("--profile", default=None,
+                     help="AWS profile for s3:// and aws-event-history:// sources."),
+        click.option("--aws-region", default=None,
+                     help="AWS region of the S3/CloudTrail clients [default: boto3's]."),
+        click.option("--endpoint-url", default=None,
+                     help="S3 endpoint (S3-compatible stores, local test servers)."),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def _filters(since: str | None, until: str | None, accounts: tuple[str, ...],
              regions: tuple[str, ...]) -> Any:
     from .sources import Filters, parse_time
@@ -116,32 +140,34 @@ def _ingest_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--public-keys", type=click.Path(dir_okay=False), default=None,
                         help="CloudTrail public keys (JSON of `aws cloudtrail list-public-keys`)."
                         )(func)
-    return lake_option(func)
+    return aws_options(lake_option(func))
 
 
 def _run_ingest(sources: tuple[str, ...], lake: str | None, since: str | None,
                 until: str | None, accounts: tuple[str, ...], regions: tuple[str, ...],
                 max_file_bytes: int | None, workers: int | None, force: bool,
-                public_keys: str | None, quiet: bool, validate: bool | None) -> Any:
+                public_keys: str | None, quiet: bool, validate: bool | None, aws: Any) -> Any:
     from .ingest import ingest
     from .records import DEFAULT_MAX_BYTES
 
     with progress_bar(not quiet) as progress:
         return ingest(sources, lake, filters=_filters(since, until, accounts, regions),
                       limit=max_file_bytes or DEFAULT_MAX_BYTES, workers=workers, force=force,
-                      progress=progress, validate=validate, public_keys=public_keys)
+                      progress=progress, validate=validate, public_keys=public_keys, aws=aws)
 
 
 def _print_ingest(stats: Any) -> None:
     for problem in stats.problems[:20]:
-        click.echo(f"quarantined: {problem}", err=True)
+        label = "failed" if "download failed" in problem else "quarantined"
+        click.echo(f"{label}: {problem}", err=True)
     if len(stats.problems) > 20:
         click.echo(f"... and {len(stats.problems) - 20} more (see `trailscan quarantine`)",
                    err=True)
     click.echo(
         f"{stats.files_seen} files seen: {stats.files_ingested} ingested, "
         f"{stats.files_skipped} skipped, {stats.files_quarantined} quarantined, "
-        f"{stats.files_digest} digest/signature files\n"
+        f"{stats.files_digest} digest/signature files"
+        f"{f', {stats.files_failed} FAILED to download' if stats.files_failed else ''}\n"
         f"{stats.events_read} events read: {stats.events_written} written, "
         f"{stats.events_duplicate} duplicates, {stats.events_quarantined} quarantined, "
         f"{stats.events_filtered} filtered out; {stats.conflicting_event_ids} conflicting "
@@ -219,10 +245,11 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
 @click.option("--verbose", "-v", is_flag=True, help="One line per digest and log file.")
 @click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
               help="Lake whose key cache to use, and where verdicts are recorded if it exists.")
+@aws_options
 @handle_errors
 def validate(source: str, public_keys: str | None, since: str | None, until: str | None,
              accounts: tuple[str, ...], regions: tuple[str, ...], as_json: bool, verbose: bool,
-             lake: str | None) -> None:
+             lake: str | None, aws: Any) -> None:
     """Validate CloudTrail digest chains, signatures and log-file hashes (exit 1 if invalid)."""
     from .integrity import format_text
     from .lake import Lake, resolve_path
@@ -231,7 +258,7 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
     existing = Lake.open(lake) if (resolve_path(lake) / "_trailscan" / "state.db").exists() \
         else None
     report = validate_source(source, public_keys=public_keys, lake=existing,
-                             filters=_filters(since, until, accounts, regions))
+                             filters=_filters(since, until, accounts, regions), aws=aws)
     if existing is not None:
         record(existing, source, report)
     if as_json:
@@ -239,6 +266,43 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
     else:
         click.echo(format_text(report, verbose))
     sys.exit(EXIT_OK if report.valid else EXIT_FAILURE)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target", type=click.Path(file_okay=False))
+@filter_options
+@click.option("--dry-run", is_flag=True,
+              help="Only list: print how many objects and bytes would be fetched.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@aws_options
+@handle_errors
+def sync(source: str, target: str, since: str | None, until: str | None,
+         accounts: tuple[str, ...], regions: tuple[str, ...], dry_run: bool, as_json: bool,
+         aws: Any) -> None:
+    """Mirror trail objects (logs, digests + signature sidecars, insights) from S3 to TARGET."""
+    from .sync import sync as run_sync
+
+    with progress_bar(not as_json) as progress:
+        stats = run_sync(source, target, filters=_filters(since, until, accounts, regions),
+                         aws=aws, dry_run=dry_run, progress=progress)
+    if as_json:
+        click.echo(orjson.dumps(stats.as_dict()).decode())
+    else:
+        for problem in stats.problems[:20]:
+            click.echo(problem, err=True)
+        mib = stats.bytes_to_fetch / 2**20
+        if dry_run:
+            click.echo(f"would fetch {stats.objects_to_fetch} objects, {stats.bytes_to_fetch} "
+                       f"bytes ({mib:.1f} MiB); {stats.objects_present} already present, "
+                       f"{stats.skipped_unsafe} unsafe keys skipped ({stats.list_calls} list "
+                       "requests)")
+        else:
+            click.echo(f"fetched {stats.objects_fetched} objects, {stats.bytes_fetched} bytes "
+                       f"({stats.sidecars_written} digest signature sidecars); "
+                       f"{stats.objects_present} already present, {stats.skipped_unsafe} unsafe "
+                       f"keys skipped, {stats.failed} failed -> {stats.target}")
+    sys.exit(EXIT_FAILURE if stats.failed else EXIT_OK)
 
 
 @cli.command()

@@ -9,8 +9,10 @@ Nothing is lost: every record read is written, counted as a duplicate, quarantin
 from __future__ import annotations
 
 import gc
+import itertools
 import multiprocessing as mp
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -25,14 +27,26 @@ import pyarrow.compute as pc
 
 from . import records, schema
 from .dedupe import dedupe
-from .errors import BadInput, LakeError, NotEvents, UsageError
+from .errors import BadInput, LakeError, NotEvents, TrailscanError
 from .lake import Lake, ManifestEntry, NewFile
 from .quarantine import QuarantineWriter
-from .sources import DIGEST, SIDECAR, Filters, SourceObject, Unreadable, walk_local
+from .sources import (
+    DIGEST,
+    SIDECAR,
+    Filters,
+    OpenedSources,
+    SourceObject,
+    Unreadable,
+    open_sources,
+    walk_local,
+)
 from .staging import DaySink
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
 TASK_SIZE = 8  # files per worker task: small enough to balance, large enough to amortise IPC
+# One item to parse: the object and its bytes when the parent fetched them (S3, event history),
+# None when the worker reads the file itself, or the error that made the fetch fail.
+Item = tuple[SourceObject, bytes | BaseException | None]
 
 
 def _no_progress(stage: str, done: int, total: int | None) -> None:
@@ -51,6 +65,7 @@ class IngestStats:
     files_skipped: int = 0
     files_quarantined: int = 0
     files_digest: int = 0
+    files_failed: int = 0  # could not be downloaded completely: not in the manifest, retried later
     events_read: int = 0
     events_written: int = 0
     events_duplicate: int = 0
@@ -75,7 +90,7 @@ class Outcome:
     size: int
     version: str
     kind: str
-    status: str  # ingested | quarantined | digest | sidecar
+    status: str  # ingested | quarantined | digest | sidecar | failed
     reason: str | None = None
     sha256: str | None = None
     container: str | None = None
@@ -117,12 +132,13 @@ class Worker:
         self.limit = limit
         self.filters = filters
 
-    def process(self, obj: SourceObject) -> Outcome:
+    def process(self, obj: SourceObject, data: bytes | None = None) -> Outcome:
         out = Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "ingested")
-        try:
-            data = obj.read()
-        except OSError as exc:
-            return self._reject_file(out, None, f"cannot read: {exc.strerror or exc}")
+        if data is None:
+            try:
+                data = obj.read()
+            except OSError as exc:
+                return self._reject_file(out, None, f"cannot read: {exc.strerror or exc}")
         try:
             parsed = records.parse(data, obj.uri, self.limit)
         except NotEvents as exc:
@@ -174,32 +190,65 @@ def _worker_main(tasks: Any, results: Any, staging: str, worker_id: int, limit: 
     try:
         worker = Worker(Path(staging), worker_id, limit, filters)
         while (task := tasks.get()) is not None:
-            for obj in task:
-                results.put(worker.process(obj))
+            for obj, data in task:
+                results.put(worker.process(obj, data))
         results.put(("done", worker.close()))
     except BaseException:  # a bug, not bad input: report it instead of hanging the parent
         results.put(("error", traceback.format_exc()))
 
 
-def _run_workers(objects: list[SourceObject], staging: Path, limit: int, filters: Filters,
+def _failed(obj: SourceObject, error: BaseException) -> Outcome:
+    return Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "failed",
+                   reason=f"download failed: {error}")
+
+
+def _run_workers(items: Iterable[Item], count: int, staging: Path, limit: int, filters: Filters,
                  workers: int, on_outcome: Callable[[Outcome], None]) -> list[NewFile]:
-    if workers <= 1 or len(objects) < 4 * TASK_SIZE:
+    """Parse `count` items; fetched bytes travel to the workers through a bounded queue, so
+    downloads never run more than a few tasks ahead of parsing."""
+    if workers <= 1 or count < 4 * TASK_SIZE:
         worker = Worker(staging, 0, limit, filters)
         with _no_cyclic_gc():
-            for obj in objects:
-                on_outcome(worker.process(obj))
+            for obj, data in items:
+                if isinstance(data, BaseException):
+                    on_outcome(_failed(obj, data))
+                else:
+                    on_outcome(worker.process(obj, data))
             return worker.close()
     ctx = mp.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
+    tasks, results = ctx.Queue(maxsize=2 * workers), ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(tasks, results, str(staging), i, limit,
                                                      filters), daemon=True)
              for i in range(workers)]
     for proc in procs:
         proc.start()
-    for start in range(0, len(objects), TASK_SIZE):
-        tasks.put(objects[start:start + TASK_SIZE])
-    for _ in procs:
-        tasks.put(None)
+    stop = threading.Event()
+    failed: list[Outcome] = []
+    errors: list[BaseException | str] = []
+
+    def feed() -> None:  # a thread: the main thread keeps draining results meanwhile
+        try:
+            task: list[tuple[SourceObject, bytes | None]] = []
+            for obj, data in items:
+                if stop.is_set():
+                    return
+                if isinstance(data, BaseException):
+                    failed.append(_failed(obj, data))
+                    continue
+                task.append((obj, data))
+                if len(task) == TASK_SIZE:
+                    tasks.put(task)
+                    task = []
+            if task:
+                tasks.put(task)
+        except BaseException as exc:
+            errors.append(exc if isinstance(exc, TrailscanError) else traceback.format_exc())
+        finally:
+            for _ in procs:
+                tasks.put(None)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     files: list[NewFile] = []
     running = len(procs)
     while running:
@@ -210,11 +259,19 @@ def _run_workers(objects: list[SourceObject], staging: Path, limit: int, filters
             files.extend(message[1])
             running -= 1
         else:
+            stop.set()
             for proc in procs:
                 proc.terminate()
             raise LakeError(f"ingest worker failed:\n{message[1]}")
+    feeder.join()
     for proc in procs:
         proc.join()
+    if errors:
+        if isinstance(errors[0], TrailscanError):
+            raise errors[0]
+        raise LakeError(f"reading sources failed:\n{errors[0]}")
+    for outcome in failed:
+        on_outcome(outcome)
     return files
 
 
@@ -230,21 +287,25 @@ def ingest(
     objects: Iterable[SourceObject | Unreadable] | None = None,
     validate: bool | None = False,
     public_keys: str | os.PathLike[str] | None = None,
+    aws: Any = None,
 ) -> IngestStats:
-    """Ingest CloudTrail objects from local paths (or given `objects`) into the lake.
+    """Ingest CloudTrail objects from local paths, `s3://bucket[/prefix]` and
+    `aws-event-history://<region>` sources (or given `objects`) into the lake.
 
-    `validate`: True checks the digest chains of every source directory, None does so only when
-    digest files were seen. The sha256 computed while parsing is reused: no file is read twice.
+    `validate`: True checks the digest chains of every source directory or bucket, None does so
+    only when digest files were seen. The sha256 computed while parsing is reused: no file is read
+    twice. `aws` (s3.AwsOptions) says how to reach AWS. S3 objects already in the manifest with
+    the same key, size and ETag are not downloaded again.
     """
     started = time.perf_counter()
     filters = filters or Filters()
-    sources = [Path(s) for s in sources]
-    for source in sources:
-        if not source.exists() and not source.is_symlink():
-            raise UsageError(f"no such file or directory: {source}")
+    opened = open_sources(sources, filters, aws)
     lake = Lake.open(lake_path, create=True)
     stats = IngestStats(lake=str(lake.root))
-    listing = objects if objects is not None else walk_local(sources)
+    if objects is not None:
+        listing: Iterable[SourceObject | Unreadable] = objects
+    else:
+        listing = itertools.chain(walk_local(opened.local), _s3_objects(opened, filters))
     with lake.writer():
         run_id, staging = lake.new_run()
         stats.run_id = run_id
@@ -265,13 +326,16 @@ def ingest(
             else:
                 todo.append(obj)
         parent_quarantine.close()
-        progress("read", 0, len(todo))
+        progress("read", 0, len(todo) if not opened.history else None)
         entries: list[ManifestEntry] = []
 
         def on_outcome(out: Outcome) -> None:
             stats.bytes_read += out.size
             if out.status in (DIGEST, SIDECAR):
                 stats.files_digest += 1
+            elif out.status == "failed":
+                stats.files_failed += 1
+                stats.problems.append(f"{out.uri}: {out.reason}")
             elif out.status == "quarantined":
                 stats.files_quarantined += 1
                 stats.problems.append(f"{out.uri}: {out.reason}")
@@ -285,10 +349,13 @@ def ingest(
                     out.uri, out.size, out.version, out.sha256, out.kind, out.container,
                     out.events_read, out.kept, out.quarantined, out.status, out.reason,
                     complete=out.filtered == 0))
-            progress("read", stats.files_ingested + stats.files_quarantined, len(todo))
+            progress("read", stats.files_ingested + stats.files_quarantined + stats.files_failed,
+                     len(todo) if not opened.history else None)
 
-        files = _run_workers(todo, staging, limit, filters, workers or os.cpu_count() or 1,
-                             on_outcome)
+        items = _fetched(todo, opened, filters, aws, known, force, stats)
+        count = len(todo) if not opened.history else 0
+        files = _run_workers(items, count, staging, limit, filters,
+                             workers or os.cpu_count() or 1, on_outcome)
         progress("deduplicate", 0, None)
         kept = sum(e.written for e in entries)
         result = dedupe(lake, files)
@@ -303,18 +370,50 @@ def ingest(
         stats.files_compacted = lake.compact({f.event_date for f in result.files})
         if validate or (validate is None and stats.files_digest):
             progress("validate", 0, None)
-            stats.integrity = _validate_sources(lake, sources, filters, public_keys)
+            stats.integrity = _validate_sources(lake, opened, filters, public_keys, aws)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats
 
 
-def _validate_sources(lake: Lake, sources: list[Path], filters: Filters,
-                      public_keys: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
-    from .validation import record, validate_source
+def _s3_objects(opened: OpenedSources, filters: Filters) -> Iterator[SourceObject]:
+    from .s3 import source_objects
+
+    for _, listing in opened.s3:
+        yield from source_objects(listing, filters)
+
+
+def _fetched(todo: list[SourceObject], opened: OpenedSources, filters: Filters, aws: Any,
+             known: dict[str, tuple[int, str, bool]], force: bool,
+             stats: IngestStats) -> Iterator[Item]:
+    """Local files as (object, None) for the workers to read; S3 objects downloaded ahead on a
+    thread pool; event-history pages fetched one at a time."""
+    remote = [o for o in todo if o.path is None and o.uri.startswith("s3://")]
+    local = [o for o in todo if not (o.path is None and o.uri.startswith("s3://"))]
+    for obj in local:
+        yield obj, None
+    if remote:
+        from .s3 import AwsOptions, Downloader
+
+        yield from Downloader(aws or AwsOptions()).stream(remote)
+    for region in opened.history:
+        from .event_history import pages
+
+        for obj, data in pages(region, filters, aws):
+            stats.files_seen += 1
+            if not force and known.get(obj.uri) == (obj.size, obj.version, True):
+                stats.files_skipped += 1
+                continue
+            yield obj, data
+
+
+def _validate_sources(lake: Lake, opened: OpenedSources, filters: Filters,
+                      public_keys: str | os.PathLike[str] | None,
+                      aws: Any) -> list[dict[str, Any]]:
+    from .validation import record, validate_listing, validate_source
 
     hashes = {e["uri"]: e["sha256"] for e in lake.manifest_entries() if e["sha256"]}
     reports = []
-    for source in sources:
+    for source in opened.local:
         if not source.is_dir():
             continue
         prefix = str(source).rstrip("/") + "/"
@@ -323,6 +422,13 @@ def _validate_sources(lake: Lake, sources: list[Path], filters: Filters,
                                  known_hashes=known)
         record(lake, source, report)
         reports.append({"source": str(source)} | report.to_json())
+    for uri, listing in opened.s3:
+        prefix = f"s3://{listing.bucket}/"
+        known = {u: digest for u, digest in hashes.items() if u.startswith(prefix)}
+        report = validate_listing(listing, public_keys=public_keys, filters=filters, lake=lake,
+                                  known_hashes=known, aws=aws)
+        record(lake, uri, report, object_base=prefix)
+        reports.append({"source": uri} | report.to_json())
     return reports
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from .errors import SourceError, UsageError
 
@@ -150,3 +151,57 @@ def _local(path: Path) -> SourceObject | Unreadable:
     if not stat.S_ISREG(info.st_mode):
         return Unreadable(uri, "not a regular file")
     return SourceObject(uri, info.st_size, str(info.st_mtime_ns), classify(uri), path)
+
+
+# --- dispatch on the SOURCE form ---------------------------------------------------------------
+
+S3_SCHEME, HISTORY_SCHEME = "s3://", "aws-event-history://"
+
+
+def source_form(source: str | os.PathLike[str]) -> str:
+    """`s3` for s3://bucket[/prefix], `history` for aws-event-history://<region>, else `local`."""
+    text = str(source)
+    if text.startswith(S3_SCHEME):
+        return "s3"
+    if text.startswith(HISTORY_SCHEME):
+        return "history"
+    if "://" in text:
+        raise UsageError(f"unsupported source {text!r} (a path, s3://bucket[/prefix] or "
+                         "aws-event-history://<region>)")
+    return "local"
+
+
+@dataclass
+class OpenedSources:
+    """SOURCE arguments sorted by form; S3 sources are listed here (once, reused to validate)."""
+
+    local: list[Path]
+    s3: list[tuple[str, Any]]  # (uri, s3.S3Listing)
+    history: list[str]  # regions
+    list_calls: int = 0
+
+
+def open_sources(sources: Iterable[str | os.PathLike[str]], filters: Filters,
+                 aws: Any = None) -> OpenedSources:
+    """Check every SOURCE and list the S3 ones (prefix arithmetic over `filters`)."""
+    opened = OpenedSources([], [], [])
+    for source in sources:
+        form = source_form(source)
+        if form == "local":
+            path = Path(source)
+            if not path.exists() and not path.is_symlink():
+                raise UsageError(f"no such file or directory: {path}")
+            opened.local.append(path)
+        elif form == "s3":
+            from .s3 import AwsOptions, list_trail
+
+            listing = list_trail(aws or AwsOptions(), str(source), filters)
+            opened.s3.append((str(source), listing))
+            opened.list_calls += listing.calls
+        else:
+            region = str(source)[len(HISTORY_SCHEME):].strip("/")
+            if not re.fullmatch(r"[a-z]{2}(?:-[a-z]+)+-\d+", region):
+                raise UsageError(f"{source}: expected aws-event-history://<region>, e.g. "
+                                 "aws-event-history://us-east-1")
+            opened.history.append(region)
+    return opened

@@ -11,35 +11,61 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 from .integrity import LocalStore, LogFileResult, ValidationReport, validate
 from .keys import KeyRing, load_public_keys_file, online_keyring
 from .lake import Lake
-from .sources import Filters
+from .sources import Filters, source_form
 
 SOURCE_KEYS_FILE = "public-keys.json"  # beside a copied trail, as `sample_logs/` ships it
 ROW_STATUS = {"valid": "verified", "invalid": "failed", "unlisted": "failed",
               "unverifiable": "unverifiable"}
 
 
-def keyring_for(source: Path, public_keys: str | os.PathLike[str] | None,
-                lake: Lake | None) -> KeyRing:
+def keyring_for(source: Path | None, public_keys: str | os.PathLike[str] | None,
+                lake: Lake | None, session: Any = None) -> KeyRing:
     """--public-keys FILE, else SOURCE/public-keys.json, else AWS (cached in the lake)."""
     if public_keys is not None:
         return KeyRing(load_public_keys_file(public_keys))
-    beside = source / SOURCE_KEYS_FILE
-    if beside.is_file():
+    beside = source / SOURCE_KEYS_FILE if source is not None else None
+    if beside is not None and beside.is_file():
         return KeyRing(load_public_keys_file(beside))
     cache = lake.meta / "public-keys.json" if lake is not None else None
-    return online_keyring(cache)
+    return online_keyring(cache, session)
+
+
+def validate_listing(listing: Any, *, public_keys: str | os.PathLike[str] | None = None,
+                     filters: Filters | None = None, lake: Lake | None = None,
+                     known_hashes: Mapping[str, str] | None = None,
+                     aws: Any = None) -> ValidationReport:
+    """Validate a listed S3 trail (s3.S3Listing): signatures from the digests' object metadata,
+    public keys fetched with the same AWS session (and cached in the lake)."""
+    from .s3 import DOWNLOAD_THREADS, AwsOptions, S3Store
+
+    aws = aws or AwsOptions()
+    store = S3Store(aws.client("s3"), listing.bucket, listing.objects)
+    keys = keyring_for(None, public_keys, lake, aws.boto_session())
+    return validate(store, keys, filters, known_hashes=known_hashes, bucket=listing.bucket,
+                    workers=DOWNLOAD_THREADS)
 
 
 def validate_source(source: str | os.PathLike[str], *,
                     public_keys: str | os.PathLike[str] | None = None,
                     filters: Filters | None = None, lake: Lake | None = None,
-                    known_hashes: Mapping[str, str] | None = None) -> ValidationReport:
-    """Validate the digest chains and log files of a local tree."""
+                    known_hashes: Mapping[str, str] | None = None,
+                    aws: Any = None) -> ValidationReport:
+    """Validate the digest chains and log files of a local tree or of `s3://bucket[/prefix]`."""
+    if source_form(source) == "s3":
+        from .s3 import AwsOptions, list_trail
+
+        listing = list_trail(aws or AwsOptions(), str(source), filters,
+                             kinds=("CloudTrail", "CloudTrail-Digest"))
+        return validate_listing(listing, public_keys=public_keys, filters=filters, lake=lake,
+                                known_hashes=known_hashes, aws=aws)
+    if source_form(source) != "local":
+        raise UsageError(f"{source}: only a directory or s3://bucket[/prefix] can be validated")
     root = Path(source)
     if not root.is_dir():
         raise UsageError(f"not a directory: {root}")
@@ -51,10 +77,22 @@ def row_status(result: LogFileResult) -> str:
     return ROW_STATUS.get(result.status, "unverifiable")
 
 
-def record(lake: Lake, root: str | os.PathLike[str], report: ValidationReport) -> int:
-    """Store per-file verdicts and problems; rows of those files show them from now on."""
+def record(lake: Lake, root: str | os.PathLike[str], report: ValidationReport,
+           object_base: str | None = None) -> int:
+    """Store per-file verdicts and problems; rows of those files show them from now on.
+
+    A row's source_object is `root/key` for a local tree, `object_base + key` for S3 (the store's
+    keys are full bucket keys, the rows' sources `s3://bucket/key`)."""
     now = datetime.now(UTC).isoformat()
-    files = [(str(Path(root) / r.key), row_status(r), r.status, r.digest, r.sha256, r.detail, now)
+    if object_base is None and source_form(root) == "s3":
+        from .s3 import parse_s3_uri
+
+        object_base = f"s3://{parse_s3_uri(str(root))[0]}/"
+
+    def uri(key: str) -> str:
+        return object_base + key if object_base is not None else str(Path(root) / key)
+
+    files = [(uri(r.key), row_status(r), r.status, r.digest, r.sha256, r.detail, now)
              for r in report.log_files if r.status != "missing"]
     problems = [(p.kind, p.object, p.account, p.region, p.detail, now) for p in report.problems]
     with lake.state() as db:
