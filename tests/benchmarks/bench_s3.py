@@ -1,0 +1,112 @@
+"""S3 benchmark: ingest from a local S3 endpoint vs from the same files on disk, same run.
+
+    python tests/benchmarks/bench_s3.py [--events 200000] [--repeat 3] [--workers 2]
+
+Starts moto's S3 server (`moto_server`) as its own process on a free loopback port, uploads a
+generated trail once, then alternates `trailscan ingest DIR` and `trailscan ingest s3://bucket
+--endpoint-url ...` into fresh lakes (separate processes; wall time and peak RSS of each process
+tree). Prints both, the ratio (S3 seconds / disk seconds), and listing throughput (objects/s
+for the whole trail, and the request count for one day).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from bench_ingest import measure  # noqa: E402
+from common import cached_bench_trail  # noqa: E402
+from s3_helpers import free_port, s3_client, upload_tree  # noqa: E402
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/trailscan-bench"))
+    args = parser.parse_args()
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION="us-east-1")
+    trail, info = cached_bench_trail(args.workdir, args.events)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                               "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(url)
+        client = s3_client(url)
+        client.create_bucket(Bucket="bench-trail")
+        started = time.perf_counter()
+        uploaded = upload_tree(client, "bench-trail", trail)
+        print(f"uploaded {uploaded} objects in {time.perf_counter() - started:.1f}s")
+        run(args, trail, info, url, uploaded)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def run(args: argparse.Namespace, trail: Path, info: dict, url: str, uploaded: int) -> None:
+    from trailscan.s3 import AwsOptions, list_trail
+    from trailscan.sources import Filters, parse_time
+
+    exe = str(Path(sys.executable).parent / "trailscan")
+    lakes = args.workdir / "s3-lakes"
+    disk, s3 = [], []
+    for i in range(args.repeat):
+        for label, source, extra, out in (("disk", str(trail), [], disk),
+                                          ("s3", "s3://bench-trail", ["--endpoint-url", url], s3)):
+            shutil.rmtree(lakes, ignore_errors=True)
+            seconds, rss, _ = measure([exe, "ingest", source, "--lake", str(lakes / label),
+                                       "--workers", str(args.workers), "--json", *extra])
+            out.append((seconds, rss))
+            print(f"run {i + 1} {label:4}: {seconds:6.2f}s  {info['events'] / seconds:9,.0f} "
+                  f"events/s  peak RSS {rss / 2**20:6.0f} MiB")
+    d = sorted(s for s, _ in disk)[len(disk) // 2]
+    s = sorted(t for t, _ in s3)[len(s3) // 2]
+    print(f"\nmedian: disk {d:.2f}s, S3 {s:.2f}s -> ratio S3/disk {s / d:.2f} "
+          f"({info['events']} events, {info['files']} log files)")
+    print(f"peak RSS: disk {max(r for _, r in disk) / 2**20:.0f} MiB, "
+          f"S3 {max(r for _, r in s3) / 2**20:.0f} MiB")
+
+    aws = AwsOptions(endpoint_url=url)
+    best, calls = float("inf"), 0
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        listing = list_trail(aws, "s3://bench-trail")
+        best = min(best, time.perf_counter() - started)
+        calls = listing.calls
+    print(f"listing the whole trail: {len(listing.objects)} objects in {best:.2f}s "
+          f"({len(listing.objects) / best:,.0f} objects/s, {calls} ListObjectsV2 calls)")
+    day = Filters(since=parse_time("2026-03-02"), until=parse_time("2026-03-02", end=True))
+    started = time.perf_counter()
+    one = list_trail(aws, "s3://bench-trail", day)
+    print(f"listing one day: {len(one.objects)} objects, {one.calls} calls, "
+          f"{time.perf_counter() - started:.2f}s")
+
+
+if __name__ == "__main__":
+    main()
