@@ -76,14 +76,21 @@ class Trail:
         self.objects = upload_tree(self.client, self.bucket, self.root)
         self.uri = f"s3://{self.bucket}"
 
-    def keys(self, kind: str = "/CloudTrail/") -> list[str]:
+    def names(self, kind: str = "/CloudTrail/") -> list[str]:
         return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.json.gz")
                       if kind in p.as_posix())
 
 
 @pytest.fixture
 def trail(endpoint: str, tmp_path: Path, key: Any, creds: None) -> Trail:
+    """A fresh trail, for tests that tamper with it."""
     return Trail(endpoint, tmp_path, key)
+
+
+@pytest.fixture(scope="module")
+def shared(endpoint: str, tmp_path_factory: pytest.TempPathFactory, key: Any) -> Trail:
+    """One trail for the tests that only read it."""
+    return Trail(endpoint, tmp_path_factory.mktemp("shared"), key)
 
 
 def counting_session(counts: dict[str, int]) -> Any:
@@ -141,7 +148,7 @@ def test_ingest_from_s3_equals_ingest_from_disk_and_skips_known_objects(
     options = AwsOptions(endpoint_url=aws.endpoint_url, session=counting_session(counts))
     from_s3 = check_invariant(ingest([trail.uri], tmp_path / "a", workers=2, aws=options))
     from_disk = check_invariant(ingest([trail.root], tmp_path / "b", workers=1))
-    logs = len(trail.keys()) + len(trail.keys("/CloudTrail-Insight/"))
+    logs = len(trail.names()) + len(trail.names("/CloudTrail-Insight/"))
     assert from_s3["files_ingested"] == from_disk["files_ingested"] == logs
     assert from_s3["files_digest"] == trail.summary.digest_files
     assert from_s3["events_written"] == from_disk["events_written"]
@@ -159,7 +166,7 @@ def test_ingest_from_s3_equals_ingest_from_disk_and_skips_known_objects(
     assert again["files_skipped"] == logs and again["files_ingested"] == 0
     assert "GetObject" not in counts  # same key, size and ETag: not downloaded again
 
-    victim = trail.keys()[3]
+    victim = trail.names()[3]
     body = gzip.decompress(trail.client.get_object(Bucket=trail.bucket, Key=victim)["Body"].read())
     trail.client.put_object(Bucket=trail.bucket, Key=victim, Body=gzip.compress(body + b" "))
     counts.clear()
@@ -168,24 +175,24 @@ def test_ingest_from_s3_equals_ingest_from_disk_and_skips_known_objects(
     assert changed["events_written"] == 0 and changed["events_duplicate"] > 0
 
 
-def test_cli_ingest_scan_with_endpoint_and_filters(trail: Trail, endpoint: str, creds: None,
+def test_cli_ingest_scan_with_endpoint_and_filters(shared: Trail, endpoint: str, creds: None,
                                                    tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    result = run_cli("ingest", trail.uri, "--lake", lake, "--endpoint-url", endpoint, "--json",
+    result = run_cli("ingest", shared.uri, "--lake", lake, "--endpoint-url", endpoint, "--json",
                      "--account", ACCOUNTS[1], "--region", "eu-west-1", "--workers", 1)
     assert result.exit_code == 0, result.stderr
     stats = check_invariant(json.loads(result.stdout))
-    expected = [k for k in trail.keys() if f"/{ACCOUNTS[1]}/CloudTrail/eu-west-1/" in k]
+    expected = [k for k in shared.names() if f"/{ACCOUNTS[1]}/CloudTrail/eu-west-1/" in k]
     assert stats["files_ingested"] == len(expected)
     assert query(lake, "SELECT DISTINCT recipientAccountId, awsRegion FROM cloudtrail") == [
         (ACCOUNTS[1], "eu-west-1")]
 
-    scan = run_cli("scan", trail.uri, "--lake", tmp_path / "lake2", "--endpoint-url", endpoint,
-                   "--public-keys", trail.keys_file, "--json", "--workers", 1)
+    scan = run_cli("scan", shared.uri, "--lake", tmp_path / "lake2", "--endpoint-url", endpoint,
+                   "--public-keys", shared.keys_file, "--json", "--workers", 1)
     assert scan.exit_code == 0, scan.stderr
     report = json.loads(scan.stdout)["ingest"]["integrity"]
-    assert [r["source"] for r in report] == [trail.uri] and report[0]["valid"] is True
-    assert report[0]["log_files"]["valid"] == len(trail.keys())
+    assert [r["source"] for r in report] == [shared.uri] and report[0]["valid"] is True
+    assert report[0]["log_files"]["valid"] == len(shared.names())
     # verdicts reach the rows read from the bucket (same s3://bucket/key identity)
     assert scalar(tmp_path / "lake2", "SELECT count(*) FROM cloudtrail WHERE integrity_status "
                   "<> 'verified' AND eventType <> 'AwsCloudTrailInsight'") == 0
@@ -244,13 +251,13 @@ def test_validate_s3_signatures_from_metadata_then_tampering(trail: Trail, endpo
     report = json.loads(ok.stdout)
     assert report["valid"] is True
     assert report["digests"]["valid"] == trail.summary.digest_files
-    assert report["log_files"]["valid"] == len(trail.keys())
+    assert report["log_files"]["valid"] == len(trail.names())
 
-    log = trail.keys()[5]
+    log = trail.names()[5]
     body = gzip.decompress(trail.client.get_object(Bucket=trail.bucket, Key=log)["Body"].read())
     trail.client.put_object(Bucket=trail.bucket, Key=log, Body=gzip.compress(
         body.replace(b'"eventName":"', b'"eventName":"X', 1)))
-    digest = trail.keys("/CloudTrail-Digest/")[-1]
+    digest = trail.names("/CloudTrail-Digest/")[-1]
     old = trail.client.head_object(Bucket=trail.bucket, Key=digest)["Metadata"]
     trail.client.copy_object(Bucket=trail.bucket, Key=digest, MetadataDirective="REPLACE",
                              CopySource={"Bucket": trail.bucket, "Key": digest},
@@ -262,15 +269,15 @@ def test_validate_s3_signatures_from_metadata_then_tampering(trail: Trail, endpo
     assert ("digest_signature_invalid", digest) in kinds
 
 
-def test_validate_s3_fetches_public_keys_once_and_caches_them(trail: Trail, aws: AwsOptions,
-                                                              key: Any, tmp_path: Path) -> None:
+def test_validate_s3_fetches_public_keys_once_and_caches_them(
+        shared: Trail, aws: AwsOptions, key: Any, tmp_path: Path) -> None:
     from trailscan.lake import Lake
 
     real = boto3.session.Session()
     cloudtrail = real.client("cloudtrail", region_name="us-east-1")
     stub = Stubber(cloudtrail)
-    doc = public_keys_document(key, trail.spec.start - timedelta(days=1),
-                               trail.spec.start + timedelta(days=30))
+    doc = public_keys_document(key, shared.spec.start - timedelta(days=1),
+                               shared.spec.start + timedelta(days=30))
     entry = doc["PublicKeyList"][0]
     import base64
 
@@ -287,45 +294,45 @@ def test_validate_s3_fetches_public_keys_once_and_caches_them(trail: Trail, aws:
 
     options = AwsOptions(endpoint_url=aws.endpoint_url, session=Session())
     lake = Lake.open(tmp_path / "lake", create=True)
-    report = validate_source(trail.uri, lake=lake, aws=options)
+    report = validate_source(shared.uri, lake=lake, aws=options)
     assert report.valid, report.to_json()["problems"][:3]
     stub.assert_no_pending_responses()
     assert (lake.meta / "public-keys.json").is_file()
-    again = validate_source(trail.uri, lake=lake, aws=options)  # the stub has nothing left
+    again = validate_source(shared.uri, lake=lake, aws=options)  # the stub has nothing left
     assert again.valid
 
 
 # --- sync --------------------------------------------------------------------------------------
 
 
-def test_sync_mirrors_with_sidecars_and_validates_offline(trail: Trail, endpoint: str,
+def test_sync_mirrors_with_sidecars_and_validates_offline(shared: Trail, endpoint: str,
                                                           creds: None, tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
-    dry = run_cli("sync", trail.uri, mirror, "--endpoint-url", endpoint, "--dry-run", "--json")
+    dry = run_cli("sync", shared.uri, mirror, "--endpoint-url", endpoint, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.stderr
     plan = json.loads(dry.stdout)
-    sizes = sum(p.stat().st_size for p in trail.root.rglob("*.json.gz"))
-    assert plan["objects_to_fetch"] == trail.objects and plan["bytes_to_fetch"] == sizes
+    sizes = sum(p.stat().st_size for p in shared.root.rglob("*.json.gz"))
+    assert plan["objects_to_fetch"] == shared.objects and plan["bytes_to_fetch"] == sizes
     assert not mirror.exists()
-    text = run_cli("sync", trail.uri, mirror, "--endpoint-url", endpoint, "--dry-run")
-    assert f"would fetch {trail.objects} objects, {sizes} bytes" in text.stdout
+    text = run_cli("sync", shared.uri, mirror, "--endpoint-url", endpoint, "--dry-run")
+    assert f"would fetch {shared.objects} objects, {sizes} bytes" in text.stdout
 
-    done = run_cli("sync", trail.uri, mirror, "--endpoint-url", endpoint, "--json")
+    done = run_cli("sync", shared.uri, mirror, "--endpoint-url", endpoint, "--json")
     assert done.exit_code == 0, done.stderr
     stats = json.loads(done.stdout)
-    assert stats["objects_fetched"] == trail.objects and stats["failed"] == 0
-    assert stats["sidecars_written"] == trail.summary.digest_files
+    assert stats["objects_fetched"] == shared.objects and stats["failed"] == 0
+    assert stats["sidecars_written"] == shared.summary.digest_files
     copied = sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file())
-    original = sorted(p.relative_to(trail.root).as_posix() for p in trail.root.rglob("*")
+    original = sorted(p.relative_to(shared.root).as_posix() for p in shared.root.rglob("*")
                       if p.is_file() and p.name != "public-keys.json")
     assert copied == original  # same keys; sidecars byte-identical to the generator's below
     for name in original:
-        assert (mirror / name).read_bytes() == (trail.root / name).read_bytes(), name
-    offline = run_cli("validate", mirror, "--public-keys", trail.keys_file, "--json")
+        assert (mirror / name).read_bytes() == (shared.root / name).read_bytes(), name
+    offline = run_cli("validate", mirror, "--public-keys", shared.keys_file, "--json")
     assert offline.exit_code == 0 and json.loads(offline.stdout)["valid"] is True
 
-    again = run_cli("sync", trail.uri, mirror, "--endpoint-url", endpoint, "--json")
-    assert json.loads(again.stdout)["objects_present"] == trail.objects
+    again = run_cli("sync", shared.uri, mirror, "--endpoint-url", endpoint, "--json")
+    assert json.loads(again.stdout)["objects_present"] == shared.objects
     assert json.loads(again.stdout)["objects_fetched"] == 0
 
 
@@ -362,41 +369,41 @@ def proxy(endpoint: str) -> Iterator[Proxy]:
 
 
 def test_interrupted_downloads_are_retried_or_reported_never_half_used(
-        trail: Trail, proxy: Proxy, creds: None, tmp_path: Path) -> None:
+        shared: Trail, proxy: Proxy, creds: None, tmp_path: Path) -> None:
     options = AwsOptions(endpoint_url=proxy.url)
-    flaky, dead = trail.keys()[1], trail.keys()[2]
+    flaky, dead = shared.names()[1], shared.names()[2]
     proxy.cut = {flaky.rsplit("/", 1)[1]: 2, dead.rsplit("/", 1)[1]: -1}
-    stats = check_invariant(ingest([trail.uri], tmp_path / "lake", workers=1, aws=options))
-    logs = len(trail.keys()) + len(trail.keys("/CloudTrail-Insight/"))
+    stats = check_invariant(ingest([shared.uri], tmp_path / "lake", workers=1, aws=options))
+    logs = len(shared.names()) + len(shared.names("/CloudTrail-Insight/"))
     assert stats["files_failed"] == 1 and stats["files_ingested"] == logs - 1
     assert proxy.cuts_done >= 2 + 4
     assert any(dead in p and "incomplete after 4 attempts" in p for p in stats["problems"])
     lake = tmp_path / "lake"
     uris = {u for (u,) in query(lake, "SELECT uri FROM manifest")}
-    assert f"s3://{trail.bucket}/{flaky}" in uris and f"s3://{trail.bucket}/{dead}" not in uris
+    assert f"s3://{shared.bucket}/{flaky}" in uris and f"s3://{shared.bucket}/{dead}" not in uris
     assert scalar(lake, "SELECT count(*) FROM cloudtrail WHERE source_object = ?",
-                  f"s3://{trail.bucket}/{dead}") == 0
-    flaky_events = len(json.loads(gzip.decompress((trail.root / flaky).read_bytes()))["Records"])
+                  f"s3://{shared.bucket}/{dead}") == 0
+    flaky_events = len(json.loads(gzip.decompress((shared.root / flaky).read_bytes()))["Records"])
     assert scalar(lake, "SELECT count(*) FROM cloudtrail WHERE source_object = ?",
-                  f"s3://{trail.bucket}/{flaky}") == flaky_events
+                  f"s3://{shared.bucket}/{flaky}") == flaky_events
 
     proxy.cut = {}
-    rerun = check_invariant(ingest([trail.uri], lake, workers=1, aws=options))
+    rerun = check_invariant(ingest([shared.uri], lake, workers=1, aws=options))
     assert rerun["files_ingested"] == 1 and rerun["files_failed"] == 0  # only the failed one
 
     mirror = tmp_path / "mirror"
     proxy.cut = {dead.rsplit("/", 1)[1]: -1}
-    result = sync(trail.uri, mirror, aws=options)
-    assert result.failed == 1 and result.objects_fetched == trail.objects - 1
+    result = sync(shared.uri, mirror, aws=options)
+    assert result.failed == 1 and result.objects_fetched == shared.objects - 1
     assert not (mirror / dead).exists()
     assert not [p for p in mirror.rglob("*") if p.name.startswith(".trailscan-")]
     proxy.cut = {}
-    assert sync(trail.uri, mirror, aws=options).objects_fetched == 1
-    assert (mirror / dead).read_bytes() == (trail.root / dead).read_bytes()
+    assert sync(shared.uri, mirror, aws=options).objects_fetched == 1
+    assert (mirror / dead).read_bytes() == (shared.root / dead).read_bytes()
 
 
-def test_errors_are_one_line(trail: Trail, proxy: Proxy, endpoint: str, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_errors_are_one_line(shared: Trail, creds: None, proxy: Proxy, endpoint: str,
+                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lake = tmp_path / "lake"
     missing = run_cli("ingest", "s3://no-such-bucket-here", "--lake", lake, "--endpoint-url",
                       endpoint)
@@ -404,20 +411,20 @@ def test_errors_are_one_line(trail: Trail, proxy: Proxy, endpoint: str, tmp_path
     assert missing.stderr.strip() == "Error: s3://no-such-bucket-here/AWSLogs/: no such bucket"
 
     proxy.deny = True
-    denied = run_cli("validate", f"{trail.uri}/team", "--endpoint-url", proxy.url)
+    denied = run_cli("validate", f"{shared.uri}/team", "--endpoint-url", proxy.url)
     assert denied.exit_code == 1
     assert denied.stderr.strip() == \
-        f"Error: s3://{trail.bucket}/team/AWSLogs/: access denied (AccessDenied)"
+        f"Error: s3://{shared.bucket}/team/AWSLogs/: access denied (AccessDenied)"
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    nocreds = run_cli("ingest", trail.uri, "--lake", lake, "--endpoint-url", endpoint)
+    nocreds = run_cli("ingest", shared.uri, "--lake", lake, "--endpoint-url", endpoint)
     assert nocreds.exit_code == 1
-    assert nocreds.stderr.startswith(f"Error: s3://{trail.bucket}/AWSLogs/: no AWS credentials")
-    noprofile = run_cli("ingest", trail.uri, "--lake", lake, "--profile", "nope")
+    assert nocreds.stderr.startswith(f"Error: s3://{shared.bucket}/AWSLogs/: no AWS credentials")
+    noprofile = run_cli("ingest", shared.uri, "--lake", lake, "--profile", "nope")
     assert noprofile.exit_code == 2 and "AWS profile not found: nope" in noprofile.stderr
 
 
