@@ -41,6 +41,13 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -63,13 +70,13 @@ def main() -> None:
         started = time.perf_counter()
         uploaded = upload_tree(client, "bench-trail", trail)
         print(f"uploaded {uploaded} objects in {time.perf_counter() - started:.1f}s")
-        run(args, trail, info, url, uploaded)
+        run(args, trail, info, url, server.pid)
     finally:
         server.terminate()
         server.wait()
 
 
-def run(args: argparse.Namespace, trail: Path, info: dict, url: str, uploaded: int) -> None:
+def run(args: argparse.Namespace, trail: Path, info: dict, url: str, server_pid: int) -> None:
     from trailscan.s3 import AwsOptions, list_trail
     from trailscan.sources import Filters, parse_time
 
@@ -80,11 +87,14 @@ def run(args: argparse.Namespace, trail: Path, info: dict, url: str, uploaded: i
         for label, source, extra, out in (("disk", str(trail), [], disk),
                                           ("s3", "s3://bench-trail", ["--endpoint-url", url], s3)):
             shutil.rmtree(lakes, ignore_errors=True)
+            before = cpu_seconds(server_pid)
             seconds, rss, _ = measure([exe, "ingest", source, "--lake", str(lakes / label),
                                        "--workers", str(args.workers), "--json", *extra])
             out.append((seconds, rss))
+            served = cpu_seconds(server_pid) - before
             print(f"run {i + 1} {label:4}: {seconds:6.2f}s  {info['events'] / seconds:9,.0f} "
-                  f"events/s  peak RSS {rss / 2**20:6.0f} MiB")
+                  f"events/s  peak RSS {rss / 2**20:6.0f} MiB"
+                  + (f"  (S3 server used {served:.1f} CPU s on the same cores)" if served else ""))
     d = sorted(s for s, _ in disk)[len(disk) // 2]
     s = sorted(t for t, _ in s3)[len(s3) // 2]
     print(f"\nmedian: disk {d:.2f}s, S3 {s:.2f}s -> ratio S3/disk {s / d:.2f} "
