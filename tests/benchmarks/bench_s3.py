@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -83,22 +84,29 @@ def run(args: argparse.Namespace, trail: Path, info: dict, url: str, server_pid:
     exe = str(Path(sys.executable).parent / "trailscan")
     lakes = args.workdir / "s3-lakes"
     disk, s3 = [], []
+    cpus: dict[str, list[float]] = {}
     for i in range(args.repeat):
         for label, source, extra, out in (("disk", str(trail), [], disk),
                                           ("s3", "s3://bench-trail", ["--endpoint-url", url], s3)):
             shutil.rmtree(lakes, ignore_errors=True)
             before = cpu_seconds(server_pid)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             seconds, rss, _ = measure([exe, "ingest", source, "--lake", str(lakes / label),
                                        "--workers", str(args.workers), "--json", *extra])
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
             out.append((seconds, rss))
+            cpus.setdefault(label, []).append(cpu)
             served = cpu_seconds(server_pid) - before
             print(f"run {i + 1} {label:4}: {seconds:6.2f}s  {info['events'] / seconds:9,.0f} "
-                  f"events/s  peak RSS {rss / 2**20:6.0f} MiB"
-                  + (f"  (S3 server used {served:.1f} CPU s on the same cores)" if served else ""))
+                  f"events/s  {cpu:5.1f} CPU s  peak RSS {rss / 2**20:6.0f} MiB"
+                  + (f"  (+ S3 server {served:.1f} CPU s)" if label == "s3" else ""))
     d = sorted(s for s, _ in disk)[len(disk) // 2]
     s = sorted(t for t, _ in s3)[len(s3) // 2]
     print(f"\nmedian: disk {d:.2f}s, S3 {s:.2f}s -> ratio S3/disk {s / d:.2f} "
           f"({info['events']} events, {info['files']} log files)")
+    print(f"median CPU s (ingest process tree): disk {sorted(cpus['disk'])[args.repeat // 2]:.1f}"
+          f", S3 {sorted(cpus['s3'])[args.repeat // 2]:.1f}")
     print(f"peak RSS: disk {max(r for _, r in disk) / 2**20:.0f} MiB, "
           f"S3 {max(r for _, r in s3) / 2**20:.0f} MiB")
 
