@@ -72,12 +72,13 @@ def upload_tree(client: Any, bucket: str, root: Path, *, threads: int = 8) -> in
 class Proxy:
     """HTTP proxy in front of the moto server. `cut[substring] = n` cuts the body of the next n
     GET responses whose path contains the substring after half of it (n < 0: always);
-    `deny = True` answers every request with 403 AccessDenied."""
+    `deny = True` answers every request with 403 AccessDenied, `deny_get` only object GETs."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.cut: dict[str, int] = {}
         self.deny = False
+        self.deny_get = False  # 403 for object GETs only (listing still works)
         self.cuts_done = 0
         self.lock = threading.Lock()
         proxy = self
@@ -91,7 +92,8 @@ class Proxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if proxy.deny:
+                if proxy.deny or (proxy.deny_get and self.command == "GET"
+                                  and "list-type" not in self.path):
                     payload = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied'
                                b"</Code><Message>Access Denied</Message></Error>")
                     self.send_response(403)

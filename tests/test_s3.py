@@ -19,7 +19,7 @@ from s3_helpers import Proxy, moto_server, s3_client, upload_tree
 
 from trailscan.event_history import pages
 from trailscan.ingest import ingest
-from trailscan.s3 import AwsOptions, date_prefixes, list_trail, trail_root
+from trailscan.s3 import AwsOptions, bounded_map, date_prefixes, list_trail, trail_root
 from trailscan.sources import Filters, parse_time
 from trailscan.sync import safe_target, sync
 from trailscan.synth import TrailSpec, derive_test_key, public_keys_document, write_trail
@@ -137,6 +137,25 @@ def test_safe_target_refuses_symlink_escape(tmp_path: Path) -> None:
     (root / "AWSLogs").symlink_to(tmp_path)
     assert safe_target(root.resolve(), "AWSLogs/x.json.gz") is None
     assert safe_target(root.resolve(), "other/x.json.gz") == root.resolve() / "other" / "x.json.gz"
+
+
+def test_bounded_map_never_runs_more_than_ahead_items_in_advance() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> int:
+        with lock:
+            started.append(n)
+        return n * n
+
+    with ThreadPoolExecutor(8) as pool:
+        for consumed, (n, result) in enumerate(bounded_map(work, range(200), pool, 16), 1):
+            assert result == n * n and n == consumed - 1  # input order
+            assert len(started) <= consumed + 16  # the look-ahead is bounded
+    assert len(started) == 200
 
 
 # --- ingest ------------------------------------------------------------------------------------
@@ -429,6 +448,21 @@ def test_errors_are_one_line(shared: Trail, creds: None, proxy: Proxy, endpoint:
     assert nocreds.stderr.startswith(f"Error: s3://{shared.bucket}/AWSLogs/: no AWS credentials")
     noprofile = run_cli("ingest", shared.uri, "--lake", lake, "--profile", "nope")
     assert noprofile.exit_code == 2 and "AWS profile not found: nope" in noprofile.stderr
+
+
+def test_objects_denied_are_failed_named_and_retried_later(shared: Trail, proxy: Proxy,
+                                                           creds: None, tmp_path: Path) -> None:
+    proxy.deny_get = True
+    result = run_cli("ingest", shared.uri, "--lake", tmp_path / "lake", "--endpoint-url",
+                     proxy.url, "--account", ACCOUNTS[0], "--region", "us-east-1")
+    assert result.exit_code == 1
+    expected = [k for k in shared.names() if f"/{ACCOUNTS[0]}/CloudTrail/us-east-1/" in k]
+    assert f"{len(expected)} FAILED to download" in result.stdout
+    assert "access denied (AccessDenied)" in result.stderr
+    proxy.deny_get = False
+    again = run_cli("ingest", shared.uri, "--lake", tmp_path / "lake", "--endpoint-url",
+                    proxy.url, "--account", ACCOUNTS[0], "--region", "us-east-1", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["files_ingested"] == len(expected)
 
 
 def test_unreachable_endpoint(creds: None, tmp_path: Path) -> None:

@@ -195,6 +195,7 @@ def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, validate: 
         click.echo(orjson.dumps(stats.as_dict()).decode())
     else:
         _print_ingest(stats)
+    sys.exit(EXIT_FAILURE if stats.files_failed else EXIT_OK)  # retried by the next run
 
 
 @cli.command()

@@ -198,8 +198,9 @@ def _worker_main(tasks: Any, results: Any, staging: str, worker_id: int, limit: 
 
 
 def _failed(obj: SourceObject, error: BaseException) -> Outcome:
+    text = str(error).removeprefix(f"{obj.uri}: ")  # the uri leads the problem line already
     return Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "failed",
-                   reason=f"download failed: {error}")
+                   reason=f"download failed: {text}")
 
 
 def _run_workers(items: Iterable[Item], count: int, staging: Path, limit: int, filters: Filters,
