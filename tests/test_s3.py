@@ -287,8 +287,10 @@ def test_validate_s3_signatures_from_metadata_then_tampering(trail: Trail, endpo
     bad = run_cli(*args)
     assert bad.exit_code == 1
     kinds = {(p["kind"], p["object"]) for p in json.loads(bad.stdout)["problems"]}
-    assert ("log_file_modified", log) in kinds
-    assert ("digest_signature_invalid", digest) in kinds
+    assert ("log_file_modified", f"{trail.uri}/{log}") in kinds  # named as the AWS CLI does
+    assert ("digest_signature_invalid", f"{trail.uri}/{digest}") in kinds
+    text = run_cli(*args[:-1]).stdout
+    assert f"Log file\t{trail.uri}/{log}\tINVALID: hash value doesn't match" in text
 
 
 def test_validate_s3_fetches_public_keys_once_and_caches_them(

@@ -444,24 +444,27 @@ class Downloader:
 
 
 class S3Store:
-    """The integrity ObjectStore over a bucket: full keys, signatures from object metadata.
-
-    The digest's metadata comes back with its body (GetObject), so no HeadObject is needed.
-    """
+    """The integrity ObjectStore over a bucket. Keys are `s3://bucket/key`, so reports name
+    objects as the AWS CLI does; signatures come from the digests' object metadata, which
+    GetObject returns with the body (no HeadObject needed)."""
 
     def __init__(self, client: Any, bucket: str, listed: Iterable[Listed]) -> None:
         self.client, self.bucket = client, bucket
+        self.base = f"s3://{bucket}/"
         self.listed = list(listed)
         self._keys = {o.key for o in self.listed}
         self._meta: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
+    def _key(self, uri: str) -> str:
+        return uri.removeprefix(self.base)
+
     def list(self) -> Iterator[StoredObject]:
         for obj in self.listed:
-            yield StoredObject(obj.key, obj.size)
+            yield StoredObject(self.base + obj.key, obj.size)
 
     def read(self, key: str) -> bytes:
-        data, meta = get_object(self.client, self.bucket, key)
+        data, meta = get_object(self.client, self.bucket, self._key(key))
         if "/CloudTrail-Digest/" in key:
             with self._lock:
                 self._meta[key] = meta
@@ -472,10 +475,10 @@ class S3Store:
             if key in self._meta:
                 return self._meta[key]
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
-            raise OSError(str(source_error(exc, f"s3://{self.bucket}/{key}"))) from None
+            raise OSError(str(source_error(exc, key))) from None
         return {str(k).lower(): str(v) for k, v in head.get("Metadata", {}).items()}
 
     def exists(self, key: str) -> bool:
-        return key in self._keys
+        return self._key(key) in self._keys

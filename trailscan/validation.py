@@ -90,6 +90,8 @@ def record(lake: Lake, root: str | os.PathLike[str], report: ValidationReport,
         object_base = f"s3://{parse_s3_uri(str(root))[0]}/"
 
     def uri(key: str) -> str:
+        if key.startswith("s3://"):  # S3Store keys are already the rows' source_object
+            return key
         return object_base + key if object_base is not None else str(Path(root) / key)
 
     files = [(uri(r.key), row_status(r), r.status, r.digest, r.sha256, r.detail, now)
