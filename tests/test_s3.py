@@ -434,6 +434,11 @@ def test_errors_are_one_line(shared: Trail, creds: None, proxy: Proxy, endpoint:
     assert missing.exit_code == 1
     assert missing.stderr.strip() == "Error: s3://no-such-bucket-here/AWSLogs/: no such bucket"
 
+    empty = run_cli("validate", f"{shared.uri}/elsewhere", "--endpoint-url", endpoint)
+    assert empty.exit_code == 1
+    assert empty.stderr.strip() == f"Error: {shared.uri}/elsewhere/AWSLogs/: no CloudTrail logs " \
+        "under this prefix (expected AWSLogs/[o-id/]<account>/CloudTrail/...)"
+
     proxy.deny = True
     denied = run_cli("validate", f"{shared.uri}/team", "--endpoint-url", proxy.url)
     assert denied.exit_code == 1

@@ -220,7 +220,7 @@ def trail_root(prefix: str) -> tuple[str, bool]:
         return "AWSLogs/", True
     if p.split("/")[-1] == "AWSLogs":
         return p + "/", True
-    if "AWSLogs/" in p + "/" and not p.endswith("/AWSLogs"):
+    if "AWSLogs/" in p + "/":
         return p + "/", False
     return p + "/AWSLogs/", True
 
@@ -230,7 +230,11 @@ def plan(lister: Lister, root: str, filters: Filters, kinds: Iterable[str],
     """Leaf prefixes to list for `filters`: a few discovery calls per account, then dates."""
     kinds = tuple(kinds)
     bases: list[str] = []
-    for name in lister.children(root):
+    top = lister.children(root)
+    if not top:
+        raise SourceError(f"s3://{lister.bucket}/{root}: no CloudTrail logs under this prefix "
+                          "(expected AWSLogs/[o-id/]<account>/CloudTrail/...)")
+    for name in top:
         if ORG_ID.match(name):
             if filters.accounts:
                 bases += [f"{root}{name}/{a}/" for a in sorted(filters.accounts)]
@@ -312,22 +316,12 @@ def list_trail(options: AwsOptions, uri: str, filters: Filters | None = None,
     if not by_layout:  # a prefix inside the layout: keep the requested kinds and range only
         found = [o for o in found if _kind_of(o.key) in wanted and filters.admits_key(
             classify(o.key))]
-    if not found and lister.calls and by_layout:
-        _check_bucket(client, bucket)
     return S3Listing(bucket, prefix, found, lister.calls)
 
 
 def _kind_of(key: str) -> str | None:
     match = TRAIL_KEY.search(key)
     return match.group(0).rstrip("/").rsplit("/", 1)[-1] if match else None
-
-
-def _check_bucket(client: Any, bucket: str) -> None:
-    """An empty listing of a missing bucket is an error, not an empty trail."""
-    try:
-        client.head_bucket(Bucket=bucket)
-    except Exception as exc:
-        raise source_error(exc, f"s3://{bucket}") from None
 
 
 def source_objects(listing: S3Listing, filters: Filters) -> Iterator[SourceObject]:

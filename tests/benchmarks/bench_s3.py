@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/trailscan-bench"))
+    parser.add_argument("--year-per-day", type=int, default=6,
+                        help="objects per day, account and region in the year-long listing "
+                             "bucket (2 accounts x 2 regions x 366 days; 0: skip)")
     args = parser.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                       AWS_DEFAULT_REGION="us-east-1")
@@ -72,6 +75,8 @@ def main() -> None:
         uploaded = upload_tree(client, "bench-trail", trail)
         print(f"uploaded {uploaded} objects in {time.perf_counter() - started:.1f}s")
         run(args, trail, info, url, server.pid)
+        if args.year_per_day:
+            year_listing(url, args.year_per_day, args.repeat)
     finally:
         server.terminate()
         server.wait()
@@ -124,6 +129,38 @@ def run(args: argparse.Namespace, trail: Path, info: dict, url: str, server_pid:
     one = list_trail(aws, "s3://bench-trail", day)
     print(f"listing one day: {len(one.objects)} objects, {one.calls} calls, "
           f"{time.perf_counter() - started:.2f}s")
+
+
+def year_listing(url: str, per_day: int, repeat: int) -> None:
+    """A year of tiny objects: the whole bucket vs one day, by prefix arithmetic."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import date, timedelta
+
+    from trailscan.s3 import AwsOptions, list_trail
+    from trailscan.sources import Filters, parse_time
+
+    client = s3_client(url)
+    client.create_bucket(Bucket="bench-year")
+    keys = [f"AWSLogs/o-abcd1234/{acct}/CloudTrail/{region}/{d:%Y/%m/%d}/{acct}_CloudTrail_"
+            f"{region}_{d:%Y%m%d}T{n:02d}05Z_x.json.gz"
+            for d in (date(2024, 1, 1) + timedelta(days=i) for i in range(366))
+            for acct in ("111122223333", "444455556666") for region in ("us-east-1", "eu-west-1")
+            for n in range(per_day)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket="bench-year", Key=k, Body=b"x"), keys))
+    print(f"\nyear bucket: {len(keys)} objects uploaded in {time.perf_counter() - started:.1f}s")
+    aws = AwsOptions(endpoint_url=url)
+    day = Filters(since=parse_time("2024-06-10"), until=parse_time("2024-06-10", end=True))
+    for label, filters in (("whole bucket", Filters()), ("one day", day)):
+        best, listing = float("inf"), None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            listing = list_trail(aws, "s3://bench-year", filters)
+            best = min(best, time.perf_counter() - started)
+        assert listing is not None
+        print(f"listing {label}: {len(listing.objects)} objects, {listing.calls} ListObjectsV2 "
+              f"calls, {best:.2f}s ({len(listing.objects) / best:,.0f} objects/s)")
 
 
 if __name__ == "__main__":
