@@ -472,6 +472,24 @@ def test_objects_denied_are_failed_named_and_retried_later(shared: Trail, proxy:
     assert again.exit_code == 0 and json.loads(again.stdout)["files_ingested"] == len(expected)
 
 
+def test_profile_option_uses_that_profile(shared: Trail, endpoint: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, _no_aws: None) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[audit]\naws_access_key_id = testing\n"
+                           "aws_secret_access_key = testing\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    args = ("sync", shared.uri, tmp_path / "m", "--endpoint-url", endpoint, "--dry-run",
+            "--json", "--account", ACCOUNTS[2], "--region", "eu-west-1")
+    without = run_cli(*args)
+    assert without.exit_code == 1 and "no AWS credentials" in without.stderr
+    result = run_cli(*args, "--profile", "audit", "--aws-region", "eu-west-1")
+    assert result.exit_code == 0, result.stderr
+    wanted = [k for k in shared.names("") if f"/{ACCOUNTS[2]}/" in k and "/eu-west-1/" in k]
+    assert json.loads(result.stdout)["objects_to_fetch"] == len(wanted) > 0
+
+
 def test_unreachable_endpoint(creds: None, tmp_path: Path) -> None:
     from s3_helpers import free_port
 
