@@ -293,6 +293,17 @@ def test_validate_s3_signatures_from_metadata_then_tampering(trail: Trail, endpo
     assert f"Log file\t{trail.uri}/{log}\tINVALID: hash value doesn't match" in text
 
 
+def test_validate_s3_time_range_and_account(shared: Trail, endpoint: str, creds: None) -> None:
+    result = run_cli("validate", shared.uri, "--endpoint-url", endpoint, "--public-keys",
+                     shared.keys_file, "--json", "--since", "2026-03-02T03:00:00Z", "--until",
+                     "2026-03-02T06:00:00Z", "--account", ACCOUNTS[0])
+    assert result.exit_code == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert report["valid"] is True and report["problems"] == []
+    per_chain = shared.summary.digest_files // (len(ACCOUNTS) * len(REGIONS))
+    assert 2 * 3 <= report["digests"]["valid"] < 2 * per_chain  # 2 regions, about 3-4 hours
+
+
 def test_validate_s3_fetches_public_keys_once_and_caches_them(
         shared: Trail, aws: AwsOptions, key: Any, tmp_path: Path) -> None:
     from trailscan.lake import Lake
