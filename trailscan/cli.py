@@ -189,7 +189,8 @@ def _print_ingest(stats: Any) -> None:
 @handle_errors
 def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, validate: bool,
            **options: Any) -> None:
-    """Read CloudTrail files (or directories, recursively) into the lake."""
+    """Read CloudTrail files (or directories, recursively), s3://bucket[/prefix] or
+    aws-event-history://<region> into the lake."""
     stats = _run_ingest(sources, lake, quiet=as_json, validate=validate, **options)
     if as_json:
         click.echo(orjson.dumps(stats.as_dict()).decode())
