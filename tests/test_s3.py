@@ -304,6 +304,22 @@ def test_validate_s3_time_range_and_account(shared: Trail, endpoint: str, creds:
     assert 2 * 3 <= report["digests"]["valid"] < 2 * per_chain  # 2 regions, about 3-4 hours
 
 
+def test_prefixed_non_org_trail_and_prefix_inside_the_layout(endpoint: str, creds: None,
+                                                             tmp_path: Path, key: Any) -> None:
+    trail = Trail(endpoint, tmp_path, key, prefix="team/ct", org_id=None, accounts=ACCOUNTS[:2],
+                  days=0.25, events=300, insights=False)
+    args = ("--endpoint-url", endpoint, "--public-keys", trail.keys_file, "--json")
+    valid = run_cli("validate", f"{trail.uri}/team/ct/", *args)
+    assert valid.exit_code == 0 and json.loads(valid.stdout)["valid"] is True
+    inside = f"{trail.uri}/team/ct/AWSLogs/{ACCOUNTS[1]}/CloudTrail/eu-west-1"
+    result = run_cli("ingest", inside, "--lake", tmp_path / "lake", "--json", "--workers", 1,
+                     *args[:2])
+    assert result.exit_code == 0, result.stderr
+    expected = [k for k in trail.names() if f"/{ACCOUNTS[1]}/CloudTrail/eu-west-1/" in k]
+    assert json.loads(result.stdout)["files_ingested"] == len(expected) > 0
+    assert all(k.startswith("team/ct/AWSLogs/") for k in expected)
+
+
 def test_validate_s3_fetches_public_keys_once_and_caches_them(
         shared: Trail, aws: AwsOptions, key: Any, tmp_path: Path) -> None:
     from trailscan.lake import Lake
