@@ -411,18 +411,26 @@ def rules_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--output", "-o", default=None, help="Write to FILE instead of stdout.")
 @click.option("--fail-on", type=_SEVERITY_CHOICE, default=None,
               help="Exit 1 when a finding at or above this severity exists.")
+@click.option("--baseline-days", type=int, default=None,
+              help="History behavioural rules compare against [default: each rule's own].")
+@click.option("--param", "params", multiple=True, metavar="RULE_ID.NAME=VALUE",
+              help="Override one rule parameter (repeatable); see `trailscan rules show`.")
 @handle_errors
 def detect(lake: str | None, rules_dir: str | None, rule_ids: tuple[str, ...],
            tags: tuple[str, ...], since: str | None, until: str | None,
-           min_severity: str | None, fmt: str, output: str | None, fail_on: str | None) -> None:
+           min_severity: str | None, fmt: str, output: str | None, fail_on: str | None,
+           baseline_days: int | None, params: tuple[str, ...]) -> None:
     """Run the detection rules over the lake; findings per rule, account and principal."""
     from .detections import SEVERITIES, load_rules, run_rules, select_rules
     from .findings import export
+    from .rule_params import apply_overrides, parse_overrides
     from .sources import parse_time
 
     rules = load_rules(rules_dir)
-    selected = select_rules(rules, rule_ids, tags, min_severity)
-    full = not (rules_dir or rule_ids or tags or since or until or min_severity)
+    selected = apply_overrides(select_rules(rules, rule_ids, tags, min_severity),
+                               parse_overrides(params), baseline_days)
+    full = not (rules_dir or rule_ids or tags or since or until or min_severity
+                or baseline_days or params)
     findings = run_rules(lake, selected, since=parse_time(since) if since else None,
                          until=parse_time(until, end=True) if until else None, store=full)
     export(findings, selected, fmt, output)

@@ -14,7 +14,7 @@ import tempfile
 import tomllib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import rule_params
 from .errors import TrailscanError, UsageError
 from .lake import Lake
 
@@ -30,9 +31,11 @@ MAX_EVENT_IDS = 100
 FINDINGS_FILE = Path("findings") / "findings.parquet"
 RULE_FILES = ("rule.toml", "rule.sql", "match.json", "nomatch.json")
 _SCHEMA_PATH = Path(__file__).with_name("rule.schema.json")
-_PRINCIPAL = ("coalesce(nullif(userIdentity.sessionContext.sessionIssuer.arn, ''), "
-              "nullif(userIdentity.arn, ''), nullif(userIdentity.invokedBy, ''), "
-              "userIdentity.type, 'unknown')")
+# Optional columns a rule may return besides the cloudtrail ones: `evidence` (text joined into
+# the finding's summary: baseline and observed values) and `finding_principal` (overrides the
+# principal a finding is grouped by, e.g. the source IP of a password spray).
+OPTIONAL_COLUMNS = ("evidence", "finding_principal")
+MAX_EVIDENCE = 3
 
 FINDINGS_SCHEMA = pa.schema([
     ("rule_id", pa.string()), ("title", pa.string()), ("severity", pa.string()),
@@ -64,11 +67,18 @@ class Rule:
     references: tuple[str, ...] = ()
     false_positives: str = ""
     runbook: str = ""
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def severity_rank(self) -> int:
         return SEVERITIES.index(self.severity)
+
+    @property
+    def history(self) -> timedelta:
+        """How far before the detection window the rule reads (baselines, sequence look-back)."""
+        return (timedelta(days=float(self.params.get("baseline_days", 0)))
+                + timedelta(minutes=float(self.params.get("window_minutes", 0))))
 
 
 def queries_dir() -> Path:
@@ -118,7 +128,8 @@ def _load(path: Path) -> Rule:
                 sql=sql, path=path, tactics=strings("tactics"), techniques=strings("techniques"),
                 tags=strings("tags"), references=strings("references"),
                 false_positives=str(meta.get("false_positives", "")),
-                runbook=str(meta.get("runbook", "")), metadata=meta)
+                runbook=str(meta.get("runbook", "")), params=dict(meta.get("params") or {}),
+                metadata=meta)
 
 
 def load_rules(directory: str | os.PathLike[str] | None = None) -> list[Rule]:
@@ -172,7 +183,9 @@ def _envelope_errors(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _empty_lake_connection(tmp: Path) -> Any:
-    return Lake.open(tmp / "lake", create=True).connect()
+    con = Lake.open(tmp / "lake", create=True).connect()
+    rule_params.prepare(con)
+    return con
 
 
 def lint_rules(directory: str | os.PathLike[str] | None = None) -> list[str]:
@@ -216,7 +229,14 @@ def _lint_one(path: Path, validator: Any, con: Any) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"{sql_where}: unreadable: {exc}")
     else:
-        errors += [f"{sql_where}: {e}" for e in _sql_errors(con, sql)]
+        params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+        try:
+            rule_params.bind(con, params)
+            errors += [f"{sql_where}: {e}" for e in _sql_errors(con, sql)]
+        except (duckdb.Error, TrailscanError) as exc:
+            errors.append(f"{toml_where}: params: {str(exc).strip().splitlines()[0]}")
+        finally:
+            rule_params.unbind(con, {k: v for k, v in params.items() if k.isidentifier()})
     ids: dict[str, list[str]] = {}
     for name in ("match.json", "nomatch.json"):
         problems, ids[name] = _envelope_errors(path / name)
@@ -273,6 +293,8 @@ def test_rule(rule: Rule) -> list[str]:
                           f"{'; '.join(map(str, stats.problems[:3]))}")
         con = Lake.open(lake).connect()
         try:
+            rule_params.prepare(con)
+            rule_params.bind(con, rule.params)
             rows = con.execute(f"SELECT DISTINCT eventID FROM ({_strip(rule.sql)}\n)").fetchall()
         except duckdb.Error as exc:
             return [*errors, f"{where}/rule.sql: {str(exc).strip().splitlines()[0]}"]
@@ -294,30 +316,46 @@ test_rule.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 # --- run ------------------------------------------------------------------------------------
 
 
-def _finding_sql(rule_sql: str) -> str:
+def _finding_sql(rule_sql: str, columns: set[str]) -> str:
+    """Group a rule's events into findings; events outside the detection window are dropped
+    (a behavioural rule reads history before the window but reports only inside it)."""
+    principal = "ts_principal(userIdentity)"
+    if "finding_principal" in columns:
+        principal = f"coalesce(finding_principal, {principal})"
+    evidence = ("list(DISTINCT evidence ORDER BY evidence) FILTER (WHERE evidence IS NOT NULL)"
+                if "evidence" in columns else "NULL::VARCHAR[]")
     return f"""
 WITH matched AS ({_strip(rule_sql)}
-), events AS (SELECT DISTINCT ON (eventID) * FROM matched)
+), events AS (SELECT DISTINCT ON (eventID) * FROM matched
+              WHERE (getvariable('window_start') IS NULL
+                     OR eventTime >= getvariable('window_start'))
+                AND (getvariable('window_end') IS NULL OR eventTime <= getvariable('window_end')))
 SELECT coalesce(recipientAccountId, userIdentity.accountId, '') AS account_id,
-       {_PRINCIPAL} AS principal,
+       {principal} AS principal,
        string_agg(DISTINCT awsRegion, ',' ORDER BY awsRegion) AS region,
        min(eventTime) AS first_seen, max(eventTime) AS last_seen, count(*) AS event_count,
        list(eventID ORDER BY eventTime, eventID)[1:{MAX_EVENT_IDS}] AS event_ids,
        list(DISTINCT sourceIPAddress ORDER BY sourceIPAddress)
            FILTER (WHERE sourceIPAddress IS NOT NULL) AS source_ips,
-       list(DISTINCT eventName ORDER BY eventName) AS event_names
+       list(DISTINCT eventName ORDER BY eventName) AS event_names,
+       {evidence} AS evidence
 FROM events GROUP BY 1, 2 ORDER BY first_seen, account_id, principal
 """
 
 
 def _summary(count: int, names: list[str], principal: str, ips: list[str],
-             first: datetime, last: datetime) -> str:
+             first: datetime, last: datetime, evidence: list[str] | None = None) -> str:
     def short(items: list[str], n: int = 3) -> str:
         return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
     when = (f"at {first.isoformat()}" if first == last
             else f"between {first.isoformat()} and {last.isoformat()}")
-    return (f"{count} x {short(names)} by {principal} from {short(ips) or 'unknown IP'} {when}")
+    text = f"{count} x {short(names)} by {principal} from {short(ips) or 'unknown IP'} {when}"
+    if evidence:
+        extra = len(evidence) - MAX_EVIDENCE
+        text += ". " + "; ".join(evidence[:MAX_EVIDENCE]) + (f" (+{extra} more)" if extra > 0
+                                                             else "")
+    return text
 
 
 def run_rules(lake_path: str | os.PathLike[str] | None, rules: list[Rule],
@@ -325,25 +363,44 @@ def run_rules(lake_path: str | os.PathLike[str] | None, rules: list[Rule],
               min_severity: str | None = None, *, store: bool = False) -> pa.Table:
     """Run `rules` in one DuckDB connection; findings (one per rule, account, principal).
 
-    With `store`, the findings replace `<lake>/findings/findings.parquet` (atomically).
+    Findings cover events in [since, until]; a rule with a history (`Rule.history`: its
+    baseline or sequence look-back) also reads the events that far before `since`. With
+    `store`, the findings replace `<lake>/findings/findings.parquet` (atomically).
     """
     lake = Lake.open(lake_path)
     floor = _rank(min_severity)
-    selected = [r for r in rules if r.severity_rank >= floor]
+    # Rules without history first, so the `cloudtrail` view is switched at most once.
+    selected = sorted((r for r in rules if r.severity_rank >= floor),
+                      key=lambda r: r.history > timedelta(0))
     con = lake.connect()
     rows: list[dict[str, Any]] = []
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        if since is not None or until is not None:
+        rule_params.prepare(con)
+        con.execute("SET VARIABLE window_start = $1::TIMESTAMPTZ", [since])
+        con.execute("SET VARIABLE window_end = $1::TIMESTAMPTZ", [until])
+        windowed = since is not None or until is not None
+        if windowed:
+            lookback = max((r.history for r in selected), default=timedelta(0))
             con.execute("CREATE TEMP TABLE _trailscan_window AS SELECT * FROM cloudtrail "
                         "WHERE ($1::TIMESTAMPTZ IS NULL OR eventTime >= $1) "
-                        "AND ($2::TIMESTAMPTZ IS NULL OR eventTime <= $2)", [since, until])
-            con.execute("CREATE OR REPLACE VIEW cloudtrail AS SELECT * FROM _trailscan_window")
+                        "AND ($2::TIMESTAMPTZ IS NULL OR eventTime <= $2)",
+                        [since - lookback if since is not None else None, until])
+            con.execute("CREATE OR REPLACE VIEW cloudtrail AS SELECT * FROM _trailscan_window "
+                        "WHERE getvariable('window_start') IS NULL "
+                        "OR eventTime >= getvariable('window_start')")
+        with_history = False
         for rule in selected:
+            if windowed and not with_history and rule.history > timedelta(0):
+                con.execute("CREATE OR REPLACE VIEW cloudtrail AS "
+                            "SELECT * FROM _trailscan_window")
+                with_history = True
             try:
-                relation = con.sql(_finding_sql(rule.sql))
+                rule_params.bind(con, rule.params)
+                columns = set(con.sql(f"SELECT * FROM ({_strip(rule.sql)}\n) LIMIT 0").columns)
+                relation = con.sql(_finding_sql(rule.sql, columns & set(OPTIONAL_COLUMNS)))
                 fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
                 table = fetch()
+                rule_params.unbind(con, rule.params)
             except duckdb.Error as exc:
                 raise RuleError(f"rule {rule.id}: SQL error: "
                                 f"{str(exc).strip().splitlines()[0]}") from None
@@ -357,7 +414,7 @@ def run_rules(lake_path: str | os.PathLike[str] | None, rules: list[Rule],
                     "event_ids": hit["event_ids"], "source_ips": hit["source_ips"] or [],
                     "summary": _summary(hit["event_count"], hit["event_names"],
                                         hit["principal"], hit["source_ips"] or [],
-                                        hit["first_seen"], hit["last_seen"]),
+                                        hit["first_seen"], hit["last_seen"], hit["evidence"]),
                 })
     finally:
         con.close()
