@@ -1,0 +1,29 @@
+WITH stops AS MATERIALIZED (
+  SELECT eventID, eventTime, ts_principal(userIdentity) AS who,
+         coalesce(recipientAccountId, '') AS _acct,
+         json_extract_string(requestParameters, '$.name') AS trail
+  FROM cloudtrail
+  WHERE eventSource = 'cloudtrail.amazonaws.com' AND eventName = 'StopLogging' AND errorCode IS NULL
+), starts AS (
+  SELECT eventTime, coalesce(recipientAccountId, '') AS _acct,
+         json_extract_string(requestParameters, '$.name') AS trail
+  FROM cloudtrail
+  WHERE eventSource = 'cloudtrail.amazonaws.com' AND eventName = 'StartLogging' AND errorCode IS NULL
+), gaps AS (
+  SELECT s.*, least(min(r.eventTime), s.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')) AS until
+  FROM stops s LEFT JOIN starts r ON r._acct = s._acct AND r.trail = s.trail AND r.eventTime > s.eventTime
+  GROUP BY s.eventID, s.eventTime, s.who, s._acct, s.trail
+), hits AS (
+  SELECT c.eventID, g.eventID AS stop_id, g.who, g.eventTime AS stopped, g.until, g.trail
+  FROM cloudtrail c JOIN gaps g ON ts_principal(c.userIdentity) = g.who
+   AND coalesce(c.recipientAccountId, '') = g._acct
+   AND c.eventTime > g.eventTime AND c.eventTime < g.until
+  WHERE NOT (c.eventSource = 'cloudtrail.amazonaws.com' AND c.eventName = 'StartLogging')
+), ids AS (
+  SELECT unnest(list_append(list(eventID), stop_id)) AS eventID, who,
+         format('{} stopped {} at {}; {} calls by it before logging resumed ({})', who, trail,
+                strftime(stopped, '%Y-%m-%d %H:%M:%SZ'), count(*),
+                strftime(until, '%Y-%m-%d %H:%M:%SZ')) AS evidence
+  FROM hits GROUP BY stop_id, who, trail, stopped, until
+)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

@@ -1,0 +1,20 @@
+WITH fails AS MATERIALIZED (
+  SELECT *, time_bucket(INTERVAL 1 MINUTE * getvariable('window_minutes'), eventTime) AS _w
+  FROM (
+  SELECT *, coalesce(recipientAccountId, userIdentity.accountId, '') AS _acct,
+         coalesce(nullif(userIdentity.userName, ''), userIdentity.type, 'unknown') AS _user,
+         coalesce(json_extract_string(responseElements, '$.ConsoleLogin'),
+                  CASE WHEN errorMessage IS NOT NULL THEN 'Failure' END) AS _result
+  FROM cloudtrail
+  WHERE eventSource = 'signin.amazonaws.com' AND eventName = 'ConsoleLogin'
+) WHERE _result = 'Failure'
+), sprays AS (
+  SELECT sourceIPAddress, _w,
+         format('{} failed sign-ins for {} distinct users from {} in the {} minutes from {}',
+                count(*), count(DISTINCT _user), sourceIPAddress, getvariable('window_minutes'),
+                strftime(_w, '%Y-%m-%d %H:%MZ')) AS evidence
+  FROM fails GROUP BY sourceIPAddress, _w HAVING count(DISTINCT _user) >= getvariable('min_users')
+)
+SELECT fails.* EXCLUDE (_acct, _user, _result, _w), sprays.evidence,
+       fails.sourceIPAddress AS finding_principal
+FROM fails JOIN sprays USING (sourceIPAddress, _w)
