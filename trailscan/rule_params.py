@@ -75,13 +75,14 @@ def _coerce(rule_id: str, name: str, default: Any, text: Any) -> Any:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             return text.lower() in ("true", "1", "yes")
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
+        if isinstance(default, int | float):
+            try:
+                return int(text)
+            except ValueError:
+                return float(text)
     except ValueError:
-        raise UsageError(f"--param {rule_id}.{name}: {text!r} is not a "
-                         f"{type(default).__name__}") from None
+        kind = "number" if isinstance(default, int | float) else type(default).__name__
+        raise UsageError(f"--param {rule_id}.{name}: {text!r} is not a {kind}") from None
     return text
 
 

@@ -546,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             match, history = rule_fixture(kind)
             for name, recs in (("match.json", match), ("nomatch.json", history)):
-                (folder / name).write_text(json.dumps({"Records": recs}, indent=1) + "\n")
+                lines = ",\n".join(json.dumps(r, separators=(",", ":")) for r in recs)
+                (folder / name).write_text('{"Records": [\n' + lines + "\n]}\n")
             print(f"{kind}: {len(match)} match, {len(history)} nomatch")
         return 0
     summary, planted = write_behaviour_trail(args.out, background_events=args.events,
