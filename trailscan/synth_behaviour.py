@@ -14,6 +14,7 @@ rule's `nomatch.json`/`match.json` carry.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -458,8 +459,9 @@ def _accounts(seed: int) -> list[_Account]:
 
 
 def behaviour_records(seed: int = 5, *, background_events: int = 20_000,
-                      anomalies: bool = True) -> tuple[list[tuple[int, dict]], list[Anomaly]]:
-    """(time, record) of background + persona routines (+ anomalies), sorted; the anomalies."""
+                      anomalies: bool = True) -> tuple[Iterator[tuple[int, dict]], list[Anomaly]]:
+    """(time, record) of background + persona routines (+ anomalies) in time order, streamed
+    (the background is never held in memory); the planted anomalies."""
     accounts = _accounts(seed)
     plan = _Plan(seed, accounts)
     plan.build()
@@ -469,11 +471,11 @@ def behaviour_records(seed: int = 5, *, background_events: int = 20_000,
     if anomalies:
         for _, events in plan.anomalies:
             recs += events
-    if background_events:
-        spec = _spec(seed, background_events)
-        recs += _Background(spec, accounts).records()
     recs.sort(key=lambda x: (x[0], x[1]["eventID"]))
-    return recs, [a for a, _ in plan.anomalies] if anomalies else []
+    background = (_Background(_spec(seed, background_events), accounts).records()
+                  if background_events else iter(()))
+    stream = heapq.merge(background, recs, key=lambda x: x[0])
+    return stream, [a for a, _ in plan.anomalies] if anomalies else []
 
 
 def _spec(seed: int, events: int) -> TrailSpec:
@@ -490,10 +492,12 @@ def write_behaviour_trail(out_dir: Path, *, seed: int = 5, background_events: in
     spec = _spec(seed, background_events)
     regions = tuple(dict.fromkeys((*REGIONS, GLOBAL_REGION, "ap-southeast-1")))
     writer = _Writer(spec, Path(out_dir), regions, None)
+    count = 0
     for t, rec in recs:
         writer.add(t, rec)
+        count += 1
     summary = writer.finish()
-    summary.unique_events = len(recs)
+    summary.unique_events = count
     return summary, planted
 
 

@@ -1,5 +1,6 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p, date_trunc('hour', eventTime) AS _hour,
+  SELECT eventID, awsRegion, eventSource, eventName, ts_principal(userIdentity) AS _p,
+         date_trunc('hour', eventTime) AS _hour,
          coalesce(recipientAccountId, '') AS _acct, errorCode IS NOT NULL AS _hit
   FROM cloudtrail
   WHERE eventCategory IS DISTINCT FROM 'Data' AND eventCategory IS DISTINCT FROM 'Insight'
@@ -34,6 +35,7 @@ WITH ev AS MATERIALIZED (
                 round(100.0 * c / n)) AS evidence
   FROM callers WHERE c >= getvariable('min_share') * n
 )
-SELECT ev.* EXCLUDE (_p, _hour, _acct, _hit), named.evidence
-FROM ev JOIN named USING (_acct, awsRegion, eventSource, eventName, _hour, _p)
-WHERE ev._hit
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN named USING (_acct, awsRegion, eventSource, eventName, _hour, _p)
+      WHERE ev._hit) ids USING (eventID)

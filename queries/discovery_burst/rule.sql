@@ -1,8 +1,8 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p,
+  SELECT eventID, eventSource, eventName, ts_principal(userIdentity) AS _p,
          time_bucket(INTERVAL 1 MINUTE * getvariable('window_minutes'), eventTime) AS _w
   FROM cloudtrail
-  WHERE regexp_matches(eventName, '^(List|Describe|Get)')
+  WHERE (eventName LIKE 'List%' OR eventName LIKE 'Describe%' OR eventName LIKE 'Get%')
     AND eventCategory IS DISTINCT FROM 'Data' AND ts_is_caller(userIdentity, eventType)
 ), per AS (
   SELECT _p, _w, count(DISTINCT eventSource || ':' || eventName) AS apis,
@@ -21,4 +21,6 @@ WITH ev AS MATERIALIZED (
   FROM scored
   WHERE apis >= getvariable('floor') AND apis > getvariable('ratio') * base_max
 )
-SELECT ev.* EXCLUDE (_p, _w), flagged.evidence FROM ev JOIN flagged USING (_p, _w)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN flagged USING (_p, _w)) ids USING (eventID)

@@ -1,5 +1,5 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p, date_trunc('day', eventTime) AS _day
+  SELECT eventID, ts_principal(userIdentity) AS _p, date_trunc('day', eventTime) AS _day
   FROM cloudtrail WHERE ts_is_caller(userIdentity, eventType)
 ), daily AS (
   SELECT _p, _day, lag(_day) OVER (PARTITION BY _p ORDER BY _day) AS prev
@@ -9,4 +9,6 @@ WITH ev AS MATERIALIZED (
                           date_diff('day', prev, _day) - 1, strftime(prev, '%Y-%m-%d')) AS evidence
   FROM daily WHERE _day - prev > INTERVAL 1 DAY * getvariable('dormant_days')
 )
-SELECT ev.* EXCLUDE (_p, _day), flagged.evidence FROM ev JOIN flagged USING (_p, _day)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN flagged USING (_p, _day)) ids USING (eventID)

@@ -1,5 +1,5 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p, date_trunc('day', eventTime) AS _day,
+  SELECT eventID, ts_principal(userIdentity) AS _p, date_trunc('day', eventTime) AS _day,
          coalesce(recipientAccountId, userIdentity.accountId, '') AS _acct
   FROM cloudtrail WHERE ts_is_caller(userIdentity, eventType)
 ), daily AS (
@@ -19,5 +19,6 @@ WITH ev AS MATERIALIZED (
   WHERE _day >= since + INTERVAL 1 DAY * getvariable('min_history_days')
     AND (prev IS NULL OR _day - prev > INTERVAL 1 DAY * getvariable('baseline_days'))
 )
-SELECT ev.* EXCLUDE (_p, _day, _acct), flagged.evidence
-FROM ev JOIN flagged USING (_acct, _p, _day)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN flagged USING (_acct, _p, _day)) ids USING (eventID)

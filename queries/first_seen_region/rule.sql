@@ -1,9 +1,13 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p, awsRegion AS _v, date_trunc('day', eventTime) AS _day
+  SELECT eventID, ts_principal(userIdentity) AS _p, awsRegion AS _raw, date_trunc('day', eventTime) AS _day
   FROM cloudtrail
   WHERE ts_is_caller(userIdentity, eventType) AND awsRegion IS NOT NULL
+), daily_raw AS (
+  SELECT _p, _raw, _day FROM ev WHERE _p LIKE 'arn:%' GROUP BY ALL
+), value_of AS (
+  SELECT _raw, _raw AS _v FROM (SELECT DISTINCT _raw FROM daily_raw)
 ), daily AS (
-  SELECT _p, _v, _day FROM ev WHERE _v IS NOT NULL AND _p LIKE 'arn:%' GROUP BY ALL
+  SELECT DISTINCT _p, _v, _day FROM daily_raw JOIN value_of USING (_raw) WHERE _v IS NOT NULL
 ), principals AS (
   SELECT _p, min(_day) AS since, count(DISTINCT _v) AS n_values FROM daily GROUP BY _p
 ), fresh AS (
@@ -22,5 +26,7 @@ WITH ev AS MATERIALIZED (
     AND (prev IS NULL OR _day - prev > INTERVAL 1 DAY * getvariable('baseline_days'))
     AND true
 )
-SELECT ev.* EXCLUDE (_p, _v, _day), flagged.evidence
-FROM ev JOIN flagged USING (_p, _v, _day)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN value_of USING (_raw)
+      JOIN flagged USING (_p, _v, _day)) ids USING (eventID)

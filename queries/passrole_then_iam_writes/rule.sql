@@ -1,5 +1,5 @@
 WITH passes AS MATERIALIZED (
-  SELECT *, regexp_extract(coalesce(
+  SELECT eventID, eventTime, eventName, userIdentity, regexp_extract(coalesce(
              json_extract_string(requestParameters, '$.role'),
              json_extract_string(requestParameters, '$.iamInstanceProfile.arn'),
              json_extract_string(requestParameters, '$.iamInstanceProfile.name'),
@@ -13,7 +13,7 @@ WITH passes AS MATERIALIZED (
         'AssociateIamInstanceProfile', 'ReplaceIamInstanceProfileAssociation')
     AND ts_is_caller(userIdentity, eventType)
 ), writes AS MATERIALIZED (
-  SELECT *, userIdentity.sessionContext.sessionIssuer.userName AS _role,
+  SELECT eventID, eventTime, eventName, userIdentity.sessionContext.sessionIssuer.userName AS _role,
          coalesce(recipientAccountId, '') AS _acct
   FROM cloudtrail
   WHERE eventSource = 'iam.amazonaws.com' AND errorCode IS NULL
@@ -31,5 +31,4 @@ WITH passes AS MATERIALIZED (
    AND w.eventTime <= p.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')
   GROUP BY p.eventID, p.userIdentity, p._role, p.eventName, p.eventTime
 ), ids AS (SELECT unnest(list_append(wids, pid)) AS eventID, who, evidence FROM pairs)
-SELECT e.* EXCLUDE (_role, _acct), ids.evidence, ids.who AS finding_principal
-FROM (SELECT * FROM passes UNION ALL BY NAME SELECT * FROM writes) e JOIN ids USING (eventID)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

@@ -7,7 +7,7 @@ WITH changes AS MATERIALIZED (
                       'PutRolePermissionsBoundary', 'DeleteRolePermissionsBoundary')
     AND ts_is_caller(userIdentity, eventType)
 ), assumes AS MATERIALIZED (
-  SELECT *, regexp_extract(json_extract_string(requestParameters, '$.roleArn'),
+  SELECT eventID, eventTime, eventName, userIdentity, regexp_extract(json_extract_string(requestParameters, '$.roleArn'),
                            ':role/(?:.*/)?([^/]+)$', 1) AS _role,
          coalesce(regexp_extract(json_extract_string(requestParameters, '$.roleArn'),
                                  'arn:[^:]+:iam::(\d+):', 1), recipientAccountId, '') AS _acct
@@ -23,5 +23,4 @@ WITH changes AS MATERIALIZED (
    AND a.eventTime > c.eventTime
    AND a.eventTime <= c.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')
 ), ids AS (SELECT unnest([cid, aid]) AS eventID, who, evidence FROM pairs)
-SELECT e.* EXCLUDE (_role, _acct), ids.evidence, ids.who AS finding_principal
-FROM (SELECT * FROM changes UNION ALL BY NAME SELECT * FROM assumes) e JOIN ids USING (eventID)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

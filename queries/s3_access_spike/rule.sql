@@ -1,5 +1,5 @@
 WITH s3 AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p,
+  SELECT eventID, ts_principal(userIdentity) AS _p,
          coalesce(json_extract_string(requestParameters, '$.bucketName'), '?') AS _bucket,
          CASE WHEN eventName = 'GetObject' THEN 'GetObject'
               WHEN eventName IN ('ListObjects', 'ListObjectsV2') THEN 'ListObjects'
@@ -40,5 +40,6 @@ WITH s3 AS MATERIALIZED (
       OR (b >= getvariable('bytes_floor') AND b >= getvariable('ratio') * med_b
           AND b > med_b + getvariable('k') * sd_b))
 )
-SELECT s3.* EXCLUDE (_p, _bucket, _op, _bytes, _hour), spikes.evidence
-FROM s3 JOIN spikes USING (_p, _bucket, _op, _hour)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM s3 JOIN spikes USING (_p, _bucket, _op, _hour)) ids USING (eventID)

@@ -1,5 +1,5 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p, date_trunc('hour', eventTime) AS _hour
+  SELECT eventID, ts_principal(userIdentity) AS _p, date_trunc('hour', eventTime) AS _hour
   FROM cloudtrail WHERE ts_is_caller(userIdentity, eventType)
 ), hourly AS (
   SELECT _p, _hour, count(*) AS n FROM ev WHERE _p LIKE 'arn:%' GROUP BY ALL
@@ -22,4 +22,6 @@ WITH ev AS MATERIALIZED (
     AND active_hours >= getvariable('min_active_hours')
     AND _hour >= since + INTERVAL 1 DAY * getvariable('min_history_days')
 )
-SELECT ev.* EXCLUDE (_p, _hour), flagged.evidence FROM ev JOIN flagged USING (_p, _hour)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN flagged USING (_p, _hour)) ids USING (eventID)
