@@ -1,5 +1,5 @@
 WITH ev AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p,
+  SELECT eventID, eventName, ts_principal(userIdentity) AS _p,
          time_bucket(INTERVAL 1 MINUTE * getvariable('window_minutes'), eventTime) AS _w
   FROM cloudtrail
   WHERE errorCode IN ('AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'Client.UnauthorizedOperation', 'UnauthorizedAccess', 'Forbidden') AND ts_is_caller(userIdentity, eventType)
@@ -9,4 +9,6 @@ WITH ev AS MATERIALIZED (
                         strftime(_w, '%Y-%m-%d %H:%MZ'), getvariable('floor')) AS evidence
   FROM ev GROUP BY _p, _w HAVING count(*) >= getvariable('floor')
 )
-SELECT ev.* EXCLUDE (_p, _w), bursts.evidence FROM ev JOIN bursts USING (_p, _w)
+SELECT c.*, ids.evidence
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence FROM ev JOIN bursts USING (_p, _w)) ids USING (eventID)

@@ -1,4 +1,4 @@
-WITH stops AS MATERIALIZED (
+WITH stops AS (
   SELECT eventID, eventTime, ts_principal(userIdentity) AS who,
          coalesce(recipientAccountId, '') AS _acct,
          json_extract_string(requestParameters, '$.name') AS trail
@@ -19,6 +19,8 @@ WITH stops AS MATERIALIZED (
    AND coalesce(c.recipientAccountId, '') = g._acct
    AND c.eventTime > g.eventTime AND c.eventTime < g.until
   WHERE NOT (c.eventSource = 'cloudtrail.amazonaws.com' AND c.eventName = 'StartLogging')
+    AND c.eventTime > (SELECT min(eventTime) FROM gaps)
+    AND c.eventTime < (SELECT max(until) FROM gaps)
 ), ids AS (
   SELECT unnest(list_append(list(eventID), stop_id)) AS eventID, who,
          format('{} stopped {} at {}; {} calls by it before logging resumed ({})', who, trail,

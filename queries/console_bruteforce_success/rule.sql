@@ -1,5 +1,6 @@
 WITH logins AS MATERIALIZED (
-  SELECT *, coalesce(recipientAccountId, userIdentity.accountId, '') AS _acct,
+  SELECT eventID, eventTime, sourceIPAddress, userIdentity,
+         coalesce(recipientAccountId, userIdentity.accountId, '') AS _acct,
          coalesce(nullif(userIdentity.userName, ''), userIdentity.type, 'unknown') AS _user,
          coalesce(json_extract_string(responseElements, '$.ConsoleLogin'),
                   CASE WHEN errorMessage IS NOT NULL THEN 'Failure' END) AS _result
@@ -21,5 +22,4 @@ WITH logins AS MATERIALIZED (
                 n, array_to_string(ips, ', '), getvariable('window_minutes')) AS evidence
   FROM hits
 )
-SELECT logins.* EXCLUDE (_acct, _user, _result), ids.evidence, ids.who AS finding_principal
-FROM logins JOIN ids USING (eventID)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

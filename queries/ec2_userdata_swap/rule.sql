@@ -1,5 +1,5 @@
 WITH ec2 AS MATERIALIZED (
-  SELECT *, ts_principal(userIdentity) AS _p,
+  SELECT eventID, eventName, eventTime, ts_principal(userIdentity) AS _p,
          CASE WHEN eventName = 'ModifyInstanceAttribute'
               THEN [json_extract_string(requestParameters, '$.instanceId')]
               ELSE json_extract_string(requestParameters, '$.instancesSet.items[*].instanceId')
@@ -25,5 +25,4 @@ WITH ec2 AS MATERIALIZED (
    AND t.eventTime <= s.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')
   WHERE s.eventName = 'StopInstances'
 ), ids AS (SELECT DISTINCT unnest([sid, mid, tid]) AS eventID, who, evidence FROM seqs)
-SELECT ec2.* EXCLUDE (_p, _ids), ids.evidence, ids.who AS finding_principal
-FROM ec2 JOIN ids USING (eventID)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

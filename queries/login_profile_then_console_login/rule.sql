@@ -1,11 +1,13 @@
-WITH profiles AS MATERIALIZED (
-  SELECT *, json_extract_string(requestParameters, '$.userName') AS _user,
+WITH profiles AS (
+  SELECT eventID, eventTime, eventName, userIdentity,
+         json_extract_string(requestParameters, '$.userName') AS _user,
          coalesce(recipientAccountId, '') AS _acct
   FROM cloudtrail
   WHERE eventSource = 'iam.amazonaws.com' AND errorCode IS NULL
     AND eventName IN ('CreateLoginProfile', 'UpdateLoginProfile')
-), logins AS MATERIALIZED (
-  SELECT *, userIdentity.userName AS _user, coalesce(recipientAccountId, '') AS _acct
+), logins AS (
+  SELECT eventID, eventTime, sourceIPAddress, userIdentity.userName AS _user,
+         coalesce(recipientAccountId, '') AS _acct
   FROM cloudtrail
   WHERE eventSource = 'signin.amazonaws.com' AND eventName = 'ConsoleLogin'
     AND json_extract_string(responseElements, '$.ConsoleLogin') = 'Success'
@@ -19,5 +21,4 @@ WITH profiles AS MATERIALIZED (
    AND l.eventTime > p.eventTime
    AND l.eventTime <= p.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')
 ), ids AS (SELECT unnest([pid, lid]) AS eventID, who, evidence FROM pairs)
-SELECT e.* EXCLUDE (_user, _acct), ids.evidence, ids.who AS finding_principal
-FROM (SELECT * FROM profiles UNION ALL BY NAME SELECT * FROM logins) e JOIN ids USING (eventID)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

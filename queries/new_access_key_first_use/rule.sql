@@ -1,9 +1,10 @@
 WITH created AS MATERIALIZED (
-  SELECT *, json_extract_string(responseElements, '$.accessKey.accessKeyId') AS _key
+  SELECT eventID, eventTime, userIdentity, requestParameters,
+         json_extract_string(responseElements, '$.accessKey.accessKeyId') AS _key
   FROM cloudtrail
   WHERE eventSource = 'iam.amazonaws.com' AND eventName = 'CreateAccessKey' AND errorCode IS NULL
-), uses AS MATERIALIZED (
-  SELECT *, userIdentity.accessKeyId AS _key FROM cloudtrail
+), uses AS (
+  SELECT eventID, eventTime, sourceIPAddress, userIdentity.accessKeyId AS _key FROM cloudtrail
   WHERE userIdentity.accessKeyId IN (SELECT _key FROM created WHERE _key IS NOT NULL)
 ), pairs AS (
   SELECT c.eventID AS cid, list(u.eventID) AS uids, ts_principal(c.userIdentity) AS who,
@@ -17,5 +18,4 @@ WITH created AS MATERIALIZED (
    AND u.eventTime <= c.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')
   GROUP BY c.eventID, c._key, c.requestParameters, c.userIdentity, c.eventTime
 ), ids AS (SELECT unnest(list_append(uids, cid)) AS eventID, who, evidence FROM pairs)
-SELECT e.* EXCLUDE (_key), ids.evidence, ids.who AS finding_principal
-FROM (SELECT * FROM created UNION ALL BY NAME SELECT * FROM uses) e JOIN ids USING (eventID)
+SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)

@@ -1,4 +1,4 @@
-WITH passes AS MATERIALIZED (
+WITH passes AS (
   SELECT eventID, eventTime, eventName, userIdentity, regexp_extract(coalesce(
              json_extract_string(requestParameters, '$.role'),
              json_extract_string(requestParameters, '$.iamInstanceProfile.arn'),
@@ -12,7 +12,7 @@ WITH passes AS MATERIALIZED (
         'UpdateFunctionConfiguration20150331v2', 'UpdateFunctionConfiguration', 'RunInstances',
         'AssociateIamInstanceProfile', 'ReplaceIamInstanceProfileAssociation')
     AND ts_is_caller(userIdentity, eventType)
-), writes AS MATERIALIZED (
+), writes AS (
   SELECT eventID, eventTime, eventName, userIdentity.sessionContext.sessionIssuer.userName AS _role,
          coalesce(recipientAccountId, '') AS _acct
   FROM cloudtrail

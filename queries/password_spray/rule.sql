@@ -1,7 +1,8 @@
 WITH fails AS MATERIALIZED (
   SELECT *, time_bucket(INTERVAL 1 MINUTE * getvariable('window_minutes'), eventTime) AS _w
   FROM (
-  SELECT *, coalesce(recipientAccountId, userIdentity.accountId, '') AS _acct,
+  SELECT eventID, eventTime, sourceIPAddress, userIdentity,
+         coalesce(recipientAccountId, userIdentity.accountId, '') AS _acct,
          coalesce(nullif(userIdentity.userName, ''), userIdentity.type, 'unknown') AS _user,
          coalesce(json_extract_string(responseElements, '$.ConsoleLogin'),
                   CASE WHEN errorMessage IS NOT NULL THEN 'Failure' END) AS _result
@@ -15,6 +16,7 @@ WITH fails AS MATERIALIZED (
                 strftime(_w, '%Y-%m-%d %H:%MZ')) AS evidence
   FROM fails GROUP BY sourceIPAddress, _w HAVING count(DISTINCT _user) >= getvariable('min_users')
 )
-SELECT fails.* EXCLUDE (_acct, _user, _result, _w), sprays.evidence,
-       fails.sourceIPAddress AS finding_principal
-FROM fails JOIN sprays USING (sourceIPAddress, _w)
+SELECT c.*, ids.evidence, ids.finding_principal
+FROM cloudtrail c
+JOIN (SELECT eventID, evidence, sourceIPAddress AS finding_principal
+      FROM fails JOIN sprays USING (sourceIPAddress, _w)) ids USING (eventID)

@@ -1,12 +1,13 @@
-WITH changes AS MATERIALIZED (
-  SELECT *, json_extract_string(requestParameters, '$.roleName') AS _role,
+WITH changes AS (
+  SELECT eventID, eventTime, eventName, userIdentity,
+         json_extract_string(requestParameters, '$.roleName') AS _role,
          coalesce(recipientAccountId, '') AS _acct
   FROM cloudtrail
   WHERE eventSource = 'iam.amazonaws.com' AND errorCode IS NULL
     AND eventName IN ('UpdateAssumeRolePolicy', 'AttachRolePolicy', 'PutRolePolicy',
                       'PutRolePermissionsBoundary', 'DeleteRolePermissionsBoundary')
     AND ts_is_caller(userIdentity, eventType)
-), assumes AS MATERIALIZED (
+), assumes AS (
   SELECT eventID, eventTime, eventName, userIdentity, regexp_extract(json_extract_string(requestParameters, '$.roleArn'),
                            ':role/(?:.*/)?([^/]+)$', 1) AS _role,
          coalesce(regexp_extract(json_extract_string(requestParameters, '$.roleArn'),
