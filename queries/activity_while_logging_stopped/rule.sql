@@ -1,5 +1,6 @@
 WITH stops AS (
   SELECT eventID, eventTime, ts_principal(userIdentity) AS who,
+         coalesce(nullif(userIdentity.accessKeyId, ''), userIdentity.arn) AS _actor,
          coalesce(recipientAccountId, '') AS _acct,
          json_extract_string(requestParameters, '$.name') AS trail
   FROM cloudtrail
@@ -12,10 +13,11 @@ WITH stops AS (
 ), gaps AS (
   SELECT s.*, least(min(r.eventTime), s.eventTime + INTERVAL 1 MINUTE * getvariable('window_minutes')) AS until
   FROM stops s LEFT JOIN starts r ON r._acct = s._acct AND r.trail = s.trail AND r.eventTime > s.eventTime
-  GROUP BY s.eventID, s.eventTime, s.who, s._acct, s.trail
+  GROUP BY s.eventID, s.eventTime, s.who, s._actor, s._acct, s.trail
 ), hits AS (
   SELECT c.eventID, g.eventID AS stop_id, g.who, g.eventTime AS stopped, g.until, g.trail
-  FROM cloudtrail c JOIN gaps g ON ts_principal(c.userIdentity) = g.who
+  FROM cloudtrail c
+  JOIN gaps g ON coalesce(nullif(c.userIdentity.accessKeyId, ''), c.userIdentity.arn) = g._actor
    AND coalesce(c.recipientAccountId, '') = g._acct
    AND c.eventTime > g.eventTime AND c.eventTime < g.until
   WHERE NOT (c.eventSource = 'cloudtrail.amazonaws.com' AND c.eventName = 'StartLogging')
