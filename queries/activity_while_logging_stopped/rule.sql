@@ -25,9 +25,9 @@ WITH stops AS (
     AND c.eventTime < (SELECT max(until) FROM gaps)
 ), ids AS (
   SELECT unnest(list_append(list(eventID), stop_id)) AS eventID, who,
-         format('{} stopped {} at {}; {} calls by it before logging resumed ({})', who, trail,
-                strftime(stopped, '%Y-%m-%d %H:%M:%SZ'), count(*),
-                strftime(until, '%Y-%m-%d %H:%M:%SZ')) AS evidence
+         format('{} stopped {} at {}; {} calls with the same credentials while it was off (until {}: StartLogging or the {}-minute cap)',
+                who, trail, strftime(stopped, '%Y-%m-%d %H:%M:%SZ'), count(*),
+                strftime(until, '%Y-%m-%d %H:%M:%SZ'), getvariable('window_minutes')) AS evidence
   FROM hits GROUP BY stop_id, who, trail, stopped, until
 )
 SELECT c.*, ids.evidence, ids.who AS finding_principal FROM cloudtrail c JOIN ids USING (eventID)
