@@ -236,7 +236,7 @@ def _lint_one(path: Path, validator: Any, con: Any) -> list[str]:
         except (duckdb.Error, TrailscanError) as exc:
             errors.append(f"{toml_where}: params: {str(exc).strip().splitlines()[0]}")
         finally:
-            rule_params.unbind(con, {k: v for k, v in params.items() if k.isidentifier()})
+            rule_params.unbind(con, params)
     ids: dict[str, list[str]] = {}
     for name in ("match.json", "nomatch.json"):
         problems, ids[name] = _envelope_errors(path / name)

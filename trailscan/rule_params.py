@@ -64,7 +64,8 @@ def bind(con: Any, params: dict[str, Any]) -> None:
 def unbind(con: Any, params: dict[str, Any]) -> None:
     """Reset a rule's variables so the next rule cannot read them by accident."""
     for name in params:
-        con.execute(f"RESET VARIABLE {name}")
+        if name.isidentifier():
+            con.execute(f"RESET VARIABLE {name}")  # a no-op for a variable never set
 
 
 def _coerce(rule_id: str, name: str, default: Any, text: Any) -> Any:
