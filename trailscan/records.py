@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,24 +83,50 @@ class _BadItem:
         self.raw = raw
 
 
+class _WrongType(Exception):
+    """A struct field (or an item of a list of structs) holds a non-object: Arrow would read `[]`
+    as an empty struct, and a batch mixing `[]` and objects fails as a whole."""
+
+
 class _NeedsExactParse(Exception):
     """orjson turned an integer beyond 64 bits into a float: re-parse the file with the stdlib."""
 
 
 def _loads(text: bytes | str, exact: bool = False) -> Any:
-    if exact:
-        return json.loads(text)
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        # orjson refuses lone surrogate escapes, which are legal JSON: the stdlib is the referee.
-        return json.loads(text)
+        if exact:
+            return json.loads(text)
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            # orjson refuses lone surrogate escapes, which are legal JSON: the stdlib is the
+            # referee.
+            return json.loads(text)
+    except RecursionError:  # hostile nesting (orjson stops at 1024 levels, the stdlib sooner)
+        raise ValueError("nested too deeply") from None
+
+
+def _stdlib_dumps(value: Any, **options: Any) -> bytes:
+    """json.dumps for what orjson refuses (e.g. more than 255 levels of nesting): parsed values
+    can be up to 1024 levels deep, deeper than the default recursion limit allows encoding."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4000))
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True, **options).encode()
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _json_error(exc: ValueError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"invalid UTF-8 at byte {exc.start}"
     return f"invalid JSON ({exc})"
+
+
+def _short(value: Any, width: int) -> str:
+    """A value from the input, quoted and cut, for a one-line reason (no newlines, bounded)."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _is_digest(doc: dict[str, Any]) -> bool:
@@ -137,7 +164,7 @@ def _items_of(doc: Any, exact: bool = False) -> tuple[str, list[Any]]:
         raise NotEvents("public-keys")
     if "eventID" in doc or "eventTime" in doc:
         return "record", [doc]
-    keys = ", ".join(list(doc)[:5]) or "none"
+    keys = ", ".join(_short(k, 40) for k in list(doc)[:5]) or "none"
     raise BadInput(f"JSON is not CloudTrail (object without Records/Events; keys: {keys})")
 
 
@@ -181,7 +208,7 @@ def _dumps(value: Any) -> bytes:
     try:
         out = orjson.dumps(value)
     except TypeError:  # integers beyond 64 bits or lone surrogates, from the stdlib parser
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode()
+        return _stdlib_dumps(value)
     if b"e+" in out and _has_huge_float(value):
         raise _NeedsExactParse
     return out
@@ -192,8 +219,7 @@ def _dumps_exact(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=True,
-                          default=_decoded).encode()
+        return _stdlib_dumps(value, default=_decoded)
 
 
 def _decoded(value: Any) -> Any:
@@ -232,8 +258,11 @@ def _prepare(obj: dict[str, Any], plan: schema.StructPlan,
             row[name] = dumps(value)
     for name, sub in plan.structs:
         value = obj.get(name)
-        if type(value) is dict and (sub.json_fields or sub.structs
-                                    or not value.keys() <= sub.known):
+        if type(value) is not dict:
+            if value is not None:
+                raise _WrongType
+            continue
+        if sub.json_fields or sub.structs or not value.keys() <= sub.known:
             new, extra = _prepare(value, sub, dumps)
             if new is not value:
                 if row is obj:
@@ -256,7 +285,10 @@ def _list_unknowns(value: Any, item_plan: schema.StructPlan) -> dict[str, Any] |
         return None
     extras = {}
     for i, item in enumerate(value):
-        if type(item) is dict and not item.keys() <= item_plan.known:
+        if type(item) is not dict:
+            if item is not None:
+                raise _WrongType
+        elif not item.keys() <= item_plan.known:
             extras[str(i)] = {k: v for k, v in item.items() if k not in item_plan.known}
     return extras or None
 
@@ -336,21 +368,30 @@ def to_table(items: list[Any], source: str,
         unknown = None
         if not item.keys() <= known:
             unknown = {k: v for k, v in item.items() if k not in known}
+        try:
+            structured = []
+            for name, sub in structs:
+                value = get(name)
+                if type(value) is not dict:
+                    if value is not None:
+                        raise _WrongType
+                elif sub.json_fields or sub.structs or not value.keys() <= sub.known:
+                    structured.append((name, *_prepare(value, sub, dumps)))
+            for name, sub in lists:
+                extra = _list_unknowns(get(name), sub)
+                if extra is not None:
+                    unknown = unknown or {}
+                    unknown[name] = extra
+        except _WrongType:
+            rejected.append(Rejected(i, _reason(item), _raw(item)))
+            continue
+        # Checked before any change: a rejected record is quarantined exactly as it was read.
         for name in json_fields:
             value = get(name)
             if value is not None:
                 row[name] = dumps(value)
-        for name, sub in structs:
-            value = get(name)
-            if type(value) is dict and (sub.json_fields or sub.structs
-                                        or not value.keys() <= sub.known):
-                new, extra = _prepare(value, sub, dumps)
-                row[name] = new
-                if extra is not None:
-                    unknown = unknown or {}
-                    unknown[name] = extra
-        for name, sub in lists:
-            extra = _list_unknowns(get(name), sub)
+        for name, new, extra in structured:
+            row[name] = new
             if extra is not None:
                 unknown = unknown or {}
                 unknown[name] = extra
@@ -425,7 +466,7 @@ def _drop_bad_times(
     for ok, index in zip(mask, kept, strict=True):
         if not ok:
             value = items[index].get("eventTime")
-            reason = f"eventTime: {value!r} is not an ISO-8601 UTC timestamp"
+            reason = f"eventTime: {_short(value, 60)} is not an ISO-8601 UTC timestamp"
             rejected.append(Rejected(index, reason, _raw(items[index])))
     if not any(mask):
         return None, [], pa.chunked_array([], ts_type)

@@ -96,7 +96,11 @@ class SourceObject:
     def read(self) -> bytes:
         if self.path is None:
             raise SourceError(f"{self.uri}: no reader for this source")
-        with open(self.path, "rb") as handle:
+        # O_NONBLOCK: a file swapped for a FIFO after listing must not hang the run.
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb", closefd=True) as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"not a regular file: {self.uri}")
             return handle.read()
 
 
