@@ -366,8 +366,15 @@ def run_rules(lake_path: str | os.PathLike[str] | None, rules: list[Rule],
     Findings cover events in [since, until]; a rule with a history (`Rule.history`: its
     baseline or sequence look-back) also reads the events that far before `since`. With
     `store`, the findings replace `<lake>/findings/findings.parquet` (atomically).
+    All rules read the same committed state of the lake, even while an ingest commits.
     """
     lake = Lake.open(lake_path)
+    return lake.reading(lambda: _run_rules_once(lake, rules, since, until, min_severity, store))
+
+
+def _run_rules_once(lake: Lake, rules: list[Rule], since: datetime | None,
+                    until: datetime | None, min_severity: str | None,
+                    store: bool) -> pa.Table:
     floor = _rank(min_severity)
     # Rules without history first, so the `cloudtrail` view is switched at most once.
     selected = sorted((r for r in rules if r.severity_rank >= floor),
@@ -402,6 +409,8 @@ def run_rules(lake_path: str | os.PathLike[str] | None, rules: list[Rule],
                 table = fetch()
                 rule_params.unbind(con, rule.params)
             except duckdb.Error as exc:
+                if lake.vanished(exc):  # a concurrent writer changed the lake: read it again
+                    raise
                 raise RuleError(f"rule {rule.id}: SQL error: "
                                 f"{str(exc).strip().splitlines()[0]}") from None
             for hit in table.to_pylist():

@@ -21,12 +21,12 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from . import schema
 from .errors import LakeError, UsageError
 
+T = TypeVar("T")
 DEFAULT_LAKE = "trailscan-lake"
 LAKE_ENV = "TRAILSCAN_LAKE"
 COMPACT_AFTER = 4  # files per day partition before compaction merges them
@@ -192,6 +193,7 @@ class Lake:
 
     def data_files(self, dates: Iterable[str] | None = None) -> list[Path]:
         with self._db() as db:
+            db.execute("BEGIN")  # one read snapshot: files and pending renames agree
             if dates is None:
                 rows = db.execute("SELECT path FROM files ORDER BY path").fetchall()
             else:
@@ -200,6 +202,7 @@ class Lake:
                 rows = db.execute(f"SELECT path FROM files WHERE event_date IN ({marks}) "
                                   "ORDER BY path", wanted).fetchall()
             pending = dict(db.execute("SELECT dst, src FROM pending WHERE op = 'move'").fetchall())
+            db.execute("COMMIT")
         out = []
         for (path,) in rows:
             final = self.root / path
@@ -209,6 +212,32 @@ class Lake:
                 final = Path(pending[str(final)])
             out.append(final)
         return out
+
+    def vanished(self, exc: BaseException) -> bool:
+        """True when DuckDB could not open a file of this lake that was listed when the views
+        were made: a concurrent writer compacted it away or finished moving it into place."""
+        import duckdb
+
+        return isinstance(exc, duckdb.IOException) and str(self.root) in str(exc)
+
+    def reading(self, work: Callable[[], T], attempts: int = 5) -> T:
+        """Run `work` (which connects and reads) until it reads one committed state whole.
+
+        Views list the data files of one committed state, and data files never change once
+        written, so a read either sees that state entirely or finds a listed file gone; then it
+        is redone on a fresh listing. Readers never block writers and never see a partial run.
+        """
+        for attempt in range(attempts):
+            try:
+                return work()
+            except Exception as exc:
+                if not self.vanished(exc):
+                    raise
+                if attempt + 1 == attempts:
+                    first = str(exc).strip().splitlines()[0]
+                    raise LakeError(f"lake {self.root} kept changing while being read "
+                                    f"({attempts} attempts); try again: {first}") from None
+        raise AssertionError("unreachable")
 
     # --- writing --------------------------------------------------------------------------
 

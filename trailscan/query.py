@@ -24,9 +24,15 @@ def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None,
 
         sql = translate(sql)
     lake = Lake.open(lake_path)
+    return lake.reading(lambda: _run_once(lake, sql))
+
+
+def _run_once(lake: Lake, sql: str) -> pa.Table:
     try:
         con = lake.connect()
     except duckdb.Error as exc:
+        if lake.vanished(exc):
+            raise
         first = str(exc).strip().splitlines()[0]
         raise LakeError(f"cannot read lake {lake.root}: {first}") from None
     try:
@@ -40,6 +46,8 @@ def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None,
             return athena_names(fetch())
         return fetch()
     except duckdb.Error as exc:
+        if lake.vanished(exc):  # a concurrent writer changed the lake: read it again
+            raise
         message = str(exc).strip().splitlines()[0]
         raise UsageError(f"SQL error: {message}") from None
     finally:

@@ -30,8 +30,13 @@ _TOP = {
 
 
 def summarize(lake_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Counts, time range and top-10 lists over the whole lake."""
-    con = Lake.open(lake_path).connect()
+    """Counts, time range and top-10 lists over the whole lake (one committed state of it)."""
+    lake = Lake.open(lake_path)
+    return lake.reading(lambda: _summarize_once(lake))
+
+
+def _summarize_once(lake: Lake) -> dict[str, Any]:
+    con = lake.connect()
     try:
         out: dict[str, Any] = {k: con.execute(q).fetchone()[0] for k, q in _QUERIES.items()}
         for key, query in _TOP.items():
