@@ -16,7 +16,7 @@ import orjson
 
 from . import __version__
 from .errors import TrailscanError
-from .output import FORMATS, emit
+from .output import FORMATS, emit, terminal_line
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -79,8 +79,8 @@ def _filters(since: str | None, until: str | None, accounts: tuple[str, ...],
              regions: tuple[str, ...]) -> Any:
     from .sources import Filters, parse_time
 
-    return Filters(since=parse_time(since) if since else None,
-                   until=parse_time(until, end=True) if until else None,
+    return Filters(since=parse_time(since) if since is not None else None,
+                   until=parse_time(until, end=True) if until is not None else None,
                    accounts=frozenset(accounts), regions=frozenset(regions))
 
 
@@ -92,7 +92,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except TrailscanError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {terminal_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
@@ -130,10 +130,10 @@ def cli() -> None:
 def _ingest_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = filter_options(func)
     func = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
-    func = click.option("--max-file-bytes", type=int, default=None,
+    func = click.option("--max-file-bytes", type=click.IntRange(min=1), default=None,
                         help="Quarantine objects larger than this once decompressed "
                              "[default: 512 MiB].")(func)
-    func = click.option("--workers", type=int, default=None,
+    func = click.option("--workers", type=click.IntRange(min=1), default=None,
                         help="Parser processes [default: CPU count].")(func)
     func = click.option("--force", is_flag=True,
                         help="Re-read objects already in the manifest.")(func)
@@ -159,7 +159,7 @@ def _run_ingest(sources: tuple[str, ...], lake: str | None, since: str | None,
 def _print_ingest(stats: Any) -> None:
     for problem in stats.problems[:20]:
         label = "failed" if "download failed" in problem else "quarantined"
-        click.echo(f"{label}: {problem}", err=True)
+        click.echo(f"{label}: {terminal_line(problem)}", err=True)
     if len(stats.problems) > 20:
         click.echo(f"... and {len(stats.problems) - 20} more (see `trailscan quarantine`)",
                    err=True)
@@ -229,12 +229,13 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
     rows = sorted(findings.to_pylist(), key=lambda r: -SEVERITIES.index(r["severity"]))
     for row in rows:
         if SEVERITIES.index(row["severity"]) >= SEVERITIES.index("medium"):
-            click.echo(f"  [{row['severity']}] {row['rule_id']}: {row['summary']}")
+            click.echo(f"  [{row['severity']}] {row['rule_id']}: "
+                       f"{terminal_line(row['summary'])}")
     for title, key in (("Top APIs", "top_event_names"), ("Top principals", "top_principals"),
                        ("Top errors", "top_errors")):
         click.echo(f"\n{title}:")
         for item in summary[key]:
-            click.echo(f"  {item['events']:>8}  {item['name']}")
+            click.echo(f"  {item['events']:>8}  {terminal_line(str(item['name']))}")
 
 
 @cli.command()
@@ -431,8 +432,9 @@ def detect(lake: str | None, rules_dir: str | None, rule_ids: tuple[str, ...],
                                parse_overrides(params), baseline_days)
     full = not (rules_dir or rule_ids or tags or since or until or min_severity
                 or baseline_days or params)
-    findings = run_rules(lake, selected, since=parse_time(since) if since else None,
-                         until=parse_time(until, end=True) if until else None, store=full)
+    findings = run_rules(lake, selected, since=parse_time(since) if since is not None else None,
+                         until=parse_time(until, end=True) if until is not None else None,
+                         store=full)
     export(findings, selected, fmt, output)
     click.echo(f"{findings.num_rows} findings from {len(selected)} rules", err=True)
     if fail_on is not None:

@@ -141,8 +141,8 @@ class Worker:
     def process(self, obj: SourceObject, data: bytes | None = None) -> Outcome:
         out = Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "ingested")
         if obj.size > _largest_input(self.limit):  # never read (or copy) a huge object whole
-            return self._reject_file(out, None, f"file is {obj.size} bytes, more than the "
-                                     f"limit of {self.limit} bytes even before decompression")
+            return self._reject_file(out, None, f"file is {obj.size} bytes, larger than the "
+                                     f"limit of {self.limit} bytes before decompression")
         if data is None:
             try:
                 data = obj.read()

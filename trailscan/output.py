@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,6 +19,22 @@ from .errors import UsageError
 
 FORMATS = ("table", "csv", "json", "ndjson", "parquet")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+# C0/C1 controls (ESC starts terminal escape sequences) and bidi overrides, which can make a
+# terminal show something other than the data; tab and newline are kept as layout.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from logs or paths as shown on a terminal: control characters made visible."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                       else f"\\u{ord(m.group()):04x}", text)
+
+
+def terminal_line(text: str) -> str:
+    """terminal_safe, on one line (newlines and tabs shown as escapes too)."""
+    return terminal_safe(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _default(value: Any) -> Any:
@@ -66,9 +83,13 @@ def render(table: pa.Table, fmt: str, out: BinaryIO) -> None:
     elif fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
+        # The csv module quotes a field only for characters of the line terminator ("\n"):
+        # a lone CR would end the row in most readers, so rows holding one are fully quoted.
+        quoted = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(table.column_names)
         for row in rows:
-            writer.writerow([_cell(v) for v in row.values()])
+            cells = [_cell(v) for v in row.values()]
+            (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
         out.write(text.getvalue().encode())
     else:
         from rich.console import Console
@@ -77,9 +98,9 @@ def render(table: pa.Table, fmt: str, out: BinaryIO) -> None:
 
         grid = Table(show_lines=False)
         for name in table.column_names:  # Text(): values from logs are never rich markup
-            grid.add_column(Text(name), overflow="fold")
+            grid.add_column(Text(terminal_safe(name)), overflow="fold")
         for row in rows:
-            grid.add_row(*[Text(_cell(v)) for v in row.values()])
+            grid.add_row(*[Text(terminal_safe(_cell(v))) for v in row.values()])
         text = io.StringIO()
         Console(file=text, width=200 if not out.isatty() else None).print(grid)
         out.write(text.getvalue().encode())

@@ -76,11 +76,19 @@ class Filters:
             return False
         if key.day is not None and key.kind in (LOG, INSIGHT):
             # A file is delivered after its events (late events up to hours later): keep a margin.
-            if self.since and key.day < (self.since - timedelta(days=1)).date():
+            if self.since and key.day < _day_shifted(self.since, -1):
                 return False
-            if self.until and key.day > (self.until + timedelta(days=2)).date():
+            if self.until and key.day > _day_shifted(self.until, 2):
                 return False
         return True
+
+
+def _day_shifted(value: datetime, days: int) -> date:
+    """The date `days` away, clamped at the ends of the calendar (--until 9999-12-31 is valid)."""
+    try:
+        return (value + timedelta(days=days)).date()
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 @dataclass(frozen=True)
@@ -122,9 +130,12 @@ def parse_time(text: str, *, end: bool = False) -> datetime:
         raise UsageError(f"not a date or ISO-8601 time: {text!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    if end and len(text) == 10:
-        value += timedelta(days=1) - timedelta(microseconds=1)
-    return value.astimezone(UTC)
+    try:
+        if end and len(text) == 10:
+            value += timedelta(days=1) - timedelta(microseconds=1)
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is after the last representable time
+        raise UsageError(f"date or time out of range: {text!r}") from None
 
 
 def walk_local(roots: Iterable[str | Path]) -> Iterator[SourceObject | Unreadable]:
@@ -134,16 +145,33 @@ def walk_local(roots: Iterable[str | Path]) -> Iterator[SourceObject | Unreadabl
         if not root.exists():
             raise UsageError(f"no such file or directory: {root}")
         if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            errors: list[OSError] = []
+            for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append,
+                                                        followlinks=False):
+                while errors:  # a directory that cannot be listed is reported, not skipped
+                    yield _unlistable(errors.pop(0))
                 dirnames.sort()
                 # Hidden folders and trailscan lakes (e.g. ./trailscan-lake under the source)
                 # are never input.
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")
-                               and not (Path(dirpath) / d / "_trailscan" / "state.db").exists()]
+                               and not _is_lake(Path(dirpath) / d)]
                 for name in sorted(filenames):
                     yield _local(Path(dirpath) / name)
+            for error in errors:
+                yield _unlistable(error)
         else:
             yield _local(root)
+
+
+def _is_lake(path: Path) -> bool:
+    try:
+        return (path / "_trailscan" / "state.db").exists()
+    except OSError:  # e.g. a name too long: then it is listed (and reported) like any folder
+        return False
+
+
+def _unlistable(error: OSError) -> Unreadable:
+    return Unreadable(str(error.filename), f"cannot list directory: {error.strerror or error}")
 
 
 def _local(path: Path) -> SourceObject | Unreadable:
