@@ -244,6 +244,9 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
               help="Public keys (JSON of `aws cloudtrail list-public-keys`) [default: "
                    "SOURCE/public-keys.json, else fetched from AWS and cached in the lake].")
 @filter_options
+@click.option("--bucket", default=None,
+              help="The bucket the trail delivers to: every digest must claim it "
+                   "[default: the bucket most digests of the copy claim].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verbose", "-v", is_flag=True, help="One line per digest and log file.")
 @click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
@@ -251,8 +254,8 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
 @aws_options
 @handle_errors
 def validate(source: str, public_keys: str | None, since: str | None, until: str | None,
-             accounts: tuple[str, ...], regions: tuple[str, ...], as_json: bool, verbose: bool,
-             lake: str | None, aws: Any) -> None:
+             accounts: tuple[str, ...], regions: tuple[str, ...], bucket: str | None,
+             as_json: bool, verbose: bool, lake: str | None, aws: Any) -> None:
     """Validate CloudTrail digest chains, signatures and log-file hashes (exit 1 if invalid)."""
     from .integrity import format_text
     from .lake import Lake, resolve_path
@@ -261,7 +264,8 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
     existing = Lake.open(lake) if (resolve_path(lake) / "_trailscan" / "state.db").exists() \
         else None
     report = validate_source(source, public_keys=public_keys, lake=existing,
-                             filters=_filters(since, until, accounts, regions), aws=aws)
+                             filters=_filters(since, until, accounts, regions), aws=aws,
+                             bucket=bucket)
     if existing is not None:
         record(existing, source, report)
     if as_json:

@@ -55,8 +55,14 @@ def validate_source(source: str | os.PathLike[str], *,
                     public_keys: str | os.PathLike[str] | None = None,
                     filters: Filters | None = None, lake: Lake | None = None,
                     known_hashes: Mapping[str, str] | None = None,
-                    aws: Any = None) -> ValidationReport:
-    """Validate the digest chains and log files of a local tree or of `s3://bucket[/prefix]`."""
+                    aws: Any = None, bucket: str | None = None) -> ValidationReport:
+    """Validate the digest chains and log files of a local tree or of `s3://bucket[/prefix]`.
+
+    `bucket`: the bucket the trail delivers to (for S3, the bucket read). A local copy does not
+    say which bucket it came from; without it, digests must agree with the bucket most digests
+    of the copy claim, so a copy made entirely of another bucket's (genuine) digests is caught
+    only with `bucket`.
+    """
     if source_form(source) == "s3":
         from .s3 import AwsOptions, list_trail
 
@@ -70,7 +76,7 @@ def validate_source(source: str | os.PathLike[str], *,
     if not root.is_dir():
         raise UsageError(f"not a directory: {root}")
     return validate(LocalStore(root), keyring_for(root, public_keys, lake), filters,
-                    known_hashes=known_hashes)
+                    known_hashes=known_hashes, bucket=bucket)
 
 
 def row_status(result: LogFileResult) -> str:
