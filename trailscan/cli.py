@@ -94,6 +94,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except TrailscanError as exc:
             click.echo(f"Error: {terminal_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the system refused (disk full, permissions): one line, exit 1
+            click.echo(f"Error: {terminal_line(str(exc))}", err=True)
+            sys.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -143,7 +143,10 @@ def export(findings: pa.Table, rules: list[Rule], fmt: str, output: str | None) 
     doc: Any = to_sarif(findings, rules) if fmt == "sarif" else to_ocsf(findings, rules)
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
     if output:
-        Path(output).write_bytes(data)
+        try:
+            Path(output).write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -368,7 +369,11 @@ def ingest(
                              workers or os.cpu_count() or 1, on_outcome)
         progress("deduplicate", 0, None)
         kept = sum(e.written for e in entries)
-        result = dedupe(lake, files)
+        try:
+            result = dedupe(lake, files)
+        except duckdb.Error as exc:  # e.g. a damaged data file in the lake
+            first = str(exc).strip().splitlines()[0]
+            raise LakeError(f"cannot read the lake's data files in {lake.root}: {first}") from None
         stats.events_duplicate = result.duplicates
         stats.conflicting_event_ids = result.conflicting_event_ids
         stats.events_written = kept - result.duplicates

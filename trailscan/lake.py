@@ -120,8 +120,11 @@ class Lake:
         root = resolve_path(path)
         lake = cls(root)
         if create:
-            for directory in (lake.events, lake.quarantine, lake.meta, lake.staging):
-                directory.mkdir(parents=True, exist_ok=True)
+            try:
+                for directory in (lake.events, lake.quarantine, lake.meta, lake.staging):
+                    directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot use {root} as a lake: {exc.strerror or exc}") from None
             with lake._db() as db:
                 db.executescript(_DDL)
         elif not (lake.meta / "state.db").exists():
@@ -135,11 +138,16 @@ class Lake:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.meta / "state.db", timeout=60, isolation_level=None)
+        try:
+            db = sqlite3.connect(self.meta / "state.db", timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LakeError(f"cannot open the lake state {self.meta / 'state.db'}: {exc}") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             yield db
+        except sqlite3.DatabaseError as exc:  # not a database, corrupt, locked for over 60 s
+            raise LakeError(f"lake state {self.meta / 'state.db'}: {exc}") from None
         finally:
             db.close()
 
@@ -315,7 +323,14 @@ class Lake:
 
         con = duckdb.connect(database)
         con.execute("SET TimeZone = 'UTC'")
-        create_views(con, self)
+        try:
+            create_views(con, self)
+        except duckdb.Error as exc:  # e.g. a damaged data file: one line, not a traceback
+            con.close()
+            if self.vanished(exc):
+                raise
+            first = str(exc).strip().splitlines()[0]
+            raise LakeError(f"cannot read lake {self.root}: {first}") from None
         return con
 
 

@@ -109,7 +109,11 @@ def render(table: pa.Table, fmt: str, out: BinaryIO) -> None:
 def emit(table: pa.Table, fmt: str, output: str | None) -> None:
     """Render to a file or to stdout."""
     if output:
-        with Path(output).open("wb") as handle:
+        try:
+            handle = Path(output).open("wb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        with handle:
             render(table, fmt, handle)
     else:
         if fmt == "parquet" and sys.stdout.isatty():
