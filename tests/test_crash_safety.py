@@ -147,3 +147,52 @@ def test_sigkill_at_random_points_then_rerun(tmp_path: Path) -> None:
     print(f"{TRIALS} trials: {killed} runs killed, {killed_in_commit} of them mid-commit")
     assert killed >= TRIALS // 2  # most trials really interrupted a run
     assert killed_in_commit >= 1  # and some of them in the middle of a commit
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The parser worker processes (multiprocessing spawn children) of `pid`."""
+    out = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    for child in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            out.append(child)
+    return out
+
+
+def test_a_killed_worker_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    src, lake = tmp_path / "src", tmp_path / "lake"
+    ids = set()
+    for i in range(120):
+        recs = [make_record(eventTime=f"2024-03-{1 + i % 5:02d}T10:00:00Z") for _ in range(100)]
+        ids |= {r["eventID"] for r in recs}
+        write_records(src / f"f{i:03d}.json.gz", recs)
+    proc = subprocess.Popen(_ingest_cmd(src, lake, 2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.perf_counter() + 60
+        workers: list[int] = []
+        while not workers and time.perf_counter() < deadline and proc.poll() is None:
+            workers = _workers_of(proc.pid)
+            time.sleep(0.01)
+        assert workers, "no parser worker seen"
+        time.sleep(0.3)
+        os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would
+        _, err = proc.communicate(timeout=60)  # fails the run instead of hanging
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode == 0:  # the run finished before the kill landed: nothing to prove
+        pytest.skip("the run finished before the worker was killed")
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert err.strip().startswith("Error: ingest worker") and "died" in err
+    _check_consistent(lake, {0})
+    rerun = ingest_lib([src], lake)
+    assert rerun["events_written"] == len(ids)
+    _check_manifest(lake, len(ids))

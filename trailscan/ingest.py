@@ -12,6 +12,7 @@ import gc
 import itertools
 import multiprocessing as mp
 import os
+import queue
 import threading
 import time
 import traceback
@@ -263,7 +264,18 @@ def _run_workers(items: Iterable[Item], count: int, staging: Path, limit: int, f
     files: list[NewFile] = []
     running = len(procs)
     while running:
-        message = results.get()
+        try:
+            message = results.get(timeout=1.0)
+        except queue.Empty:  # a worker killed (e.g. by the OOM killer) never reports: notice it
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                stop.set()
+                tasks.cancel_join_thread()  # nobody reads the queued tasks any more
+                for proc in procs:
+                    proc.terminate()
+                raise LakeError(f"ingest worker {dead[0].pid} died (exit code "
+                                f"{dead[0].exitcode}); nothing was committed, run again") from None
+            continue
         if isinstance(message, Outcome):
             on_outcome(message)
         elif message[0] == "done":
