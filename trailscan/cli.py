@@ -16,7 +16,7 @@ import orjson
 
 from . import __version__
 from .errors import TrailscanError
-from .output import FORMATS, emit, terminal_line
+from .output import FORMATS, emit, terminal_line, terminal_safe
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -274,7 +274,7 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
     if as_json:
         click.echo(orjson.dumps(report.to_json()).decode())
     else:
-        click.echo(format_text(report, verbose))
+        click.echo(terminal_safe(format_text(report, verbose)))  # keys are names from disk
     sys.exit(EXIT_OK if report.valid else EXIT_FAILURE)
 
 
