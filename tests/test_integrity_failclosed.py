@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,3 +148,30 @@ def test_no_digest_at_all_is_not_valid(tmp_path: Path, copy: Bucket) -> None:
     copy.write_log(A1, "us-east-1", datetime(2024, 3, 1, 10, 5, tzinfo=UTC))
     code, report = _cli(copy)
     assert code == 1 and report["valid"] is False
+
+
+def test_fifo_and_device_in_a_hostile_copy_are_problems_not_a_hang(copy: Bucket) -> None:
+    """A log file replaced by a FIFO, another by a link to /dev/zero, and a FIFO for a digest's
+    signature sidecar: validation finishes, reports each, and is not valid."""
+    chain = copy.chain(A1, "us-east-1", hours=3, logs=2)
+    logs = sorted(p for p in copy.root.rglob("*.json.gz") if "/CloudTrail/" in str(p))
+    logs[0].unlink()
+    os.mkfifo(logs[0])
+    logs[1].unlink()
+    logs[1].symlink_to("/dev/zero")
+    sidecar = chain[1].path.with_name(chain[1].path.name + ".metadata.json")
+    sidecar.unlink()
+    os.mkfifo(sidecar)
+    result = subprocess.run(
+        [sys.executable, "-m", "trailscan.cli", "validate", str(copy.root), "--public-keys",
+         str(copy.keys_file()), "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert not report["valid"]
+    details = {p["object"]: p["detail"] for p in report["problems"]}
+    for path in logs[:2]:
+        key = str(path.relative_to(copy.root))
+        assert "not a regular file" in details[key], details
+    assert report["log_files"]["invalid"] >= 2
+    assert any(p["kind"] == "digest_signature_invalid" and p["object"] == chain[1].key
+               for p in report["problems"])

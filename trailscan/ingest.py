@@ -125,12 +125,6 @@ def _filter(table: pa.Table, filters: Filters) -> tuple[pa.Table, int]:
     return kept, table.num_rows - kept.num_rows
 
 
-def _largest_input(limit: int) -> int:
-    """The largest object that can stay within `limit` bytes once decompressed: gzip of
-    incompressible data is larger than its input by about 5 bytes per 16 KiB, plus headers."""
-    return limit + limit // 1000 + 4096
-
-
 class Worker:
     """Reads objects and streams their rows to staging; one per process."""
 
@@ -142,7 +136,7 @@ class Worker:
 
     def process(self, obj: SourceObject, data: bytes | None = None) -> Outcome:
         out = Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "ingested")
-        if obj.size > _largest_input(self.limit):  # never read (or copy) a huge object whole
+        if obj.size > records.largest_input(self.limit):  # never read (or copy) a huge object whole
             return self._reject_file(out, None, f"file is {obj.size} bytes, larger than the "
                                      f"limit of {self.limit} bytes before decompression")
         if data is None:

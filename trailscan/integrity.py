@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from . import records
 from .errors import BadInput, SourceError, TrailscanError
 from .keys import KeyRing
-from .sources import KEY_PATTERN, SIDECAR_SUFFIX, Filters
+from .sources import KEY_PATTERN, SIDECAR_SUFFIX, Filters, read_regular
 
 ALGORITHM = "SHA256withRSA"
 HOUR = timedelta(hours=1)
@@ -98,13 +98,14 @@ class LocalStore:
         return self._prefix + (key if os.sep == "/" else key.replace("/", os.sep))
 
     def read(self, key: str) -> bytes:
-        with open(self._path(key), "rb") as handle:
-            return handle.read()
+        # Regular files only, never more than a log file may inflate to: a FIFO or a link to
+        # /dev/zero in a hostile copy must not hang or exhaust the run.
+        return read_regular(self._path(key), records.largest_input())
 
     def metadata(self, key: str) -> dict[str, str]:
         path = Path(self._path(key + SIDECAR_SUFFIX))
         try:
-            doc = orjson.loads(path.read_bytes())
+            doc = orjson.loads(read_regular(path, 1 << 20))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:

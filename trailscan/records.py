@@ -46,6 +46,12 @@ class Parsed:
     rejected: list[Rejected] = field(default_factory=list)
 
 
+def largest_input(limit: int = DEFAULT_MAX_BYTES) -> int:
+    """The largest object that can stay within `limit` bytes once decompressed: gzip of
+    incompressible data is larger than its input by about 5 bytes per 16 KiB, plus headers."""
+    return limit + limit // 1000 + 4096
+
+
 def decompress(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> bytes:
     """Inflate gzip (all members) or return plain bytes; refuse output over `limit` bytes."""
     if data[:2] != GZIP_MAGIC:

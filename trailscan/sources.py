@@ -104,12 +104,20 @@ class SourceObject:
     def read(self) -> bytes:
         if self.path is None:
             raise SourceError(f"{self.uri}: no reader for this source")
-        # O_NONBLOCK: a file swapped for a FIFO after listing must not hang the run.
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with open(fd, "rb", closefd=True) as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(f"not a regular file: {self.uri}")
-            return handle.read()
+        return read_regular(self.path)
+
+
+def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of a regular file, checked on the open file itself: a FIFO (opened without
+    blocking), a device such as /dev/zero, or a file over `limit` bytes raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb", closefd=True) as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"not a regular file: {path}")
+        if limit is not None and info.st_size > limit:
+            raise OSError(f"{path} is {info.st_size} bytes, over the limit of {limit}")
+        return handle.read()
 
 
 @dataclass(frozen=True)
