@@ -157,3 +157,10 @@ def test_corpus_through_the_installed_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "quarantined:" in result.stderr
+    scan = subprocess.run(  # the whole job: ingest, detections, summary
+        [sys.executable, "-m", "trailscan.cli", "scan", str(src), "--lake", str(tmp_path / "l2"),
+         "--max-file-bytes", str(CORPUS_LIMIT), "--workers", "1"],
+        capture_output=True, text=True, timeout=300)
+    assert scan.returncode == 0, scan.stderr
+    assert "Traceback" not in scan.stderr and "Findings by severity" in scan.stdout
+    assert "\x1b" not in scan.stdout + scan.stderr
