@@ -164,3 +164,16 @@ def test_corpus_through_the_installed_command(tmp_path: Path) -> None:
     assert scan.returncode == 0, scan.stderr
     assert "Traceback" not in scan.stderr and "Findings by severity" in scan.stdout
     assert "\x1b" not in scan.stdout + scan.stderr
+
+
+def test_largest_inline_quarantine_entry_is_readable(src: Path, lake: Path) -> None:
+    """Just under the inline limit, with characters escaped twice on the way to the index."""
+    bad = make_record(eventTime=1, userAgent='"' * 520_000)
+    write_bytes(src / "a.json", json.dumps({"Records": [bad, make_record()]}).encode())
+    stats = ingest_cli(src, "--lake", lake)
+    assert (stats["events_written"], stats["events_quarantined"]) == (1, 1)
+    (entry,) = quarantine_list(lake)
+    assert entry["copy"] is None
+    assert scalar(lake, "SELECT length(raw) FROM quarantine") > 1_040_000
+    raw = scalar(lake, "SELECT raw FROM quarantine")
+    assert json.loads(raw)["userAgent"] == bad["userAgent"]

@@ -275,3 +275,22 @@ def test_table_output_cannot_drive_the_terminal(tmp_path: Path) -> None:
     csv_out = run_cli("query", "SELECT userAgent FROM cloudtrail", "--lake", lake,
                       "--format", "csv").stdout
     assert _csv(csv_out)[0]["userAgent"] == evil  # data formats keep the exact value
+
+
+def test_duckdb_memory_is_bounded_and_the_bound_is_checked(small_lake: Path, monkeypatch) -> None:
+    import trailscan
+
+    con = trailscan.open_lake(str(small_lake))
+    try:
+        limit, spill = con.execute("SELECT current_setting('memory_limit'), "
+                                   "current_setting('temp_directory')").fetchone()
+    finally:
+        con.close()
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 1024  # 1GB, not 80% of RAM
+    assert spill != ".tmp"  # never spills into the current directory
+    monkeypatch.setenv("TRAILSCAN_MEMORY_LIMIT", "1GB'; DROP TABLE x; --")
+    result = run_cli("query", "SELECT 1", "--lake", small_lake)
+    assert result.exit_code == 2 and "TRAILSCAN_MEMORY_LIMIT" in result.stderr
+    monkeypatch.setenv("TRAILSCAN_MEMORY_LIMIT", "256MB")
+    assert run_cli("query", "SELECT count(*) FROM cloudtrail", "--lake", small_lake,
+                   "--format", "csv").stdout.splitlines()[1] == "5"

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema
-from .lake import PARQUET_OPTIONS, Lake, NewFile, _fsync
+from .lake import PARQUET_OPTIONS, Lake, NewFile, _fsync, bound_memory
 
 
 @dataclass
@@ -37,6 +37,7 @@ def dedupe(lake: Lake, files: list[NewFile]) -> DedupeResult:
     new = [str(f.staging) for f in files]
     old = [str(p) for p in lake.data_files({f.event_date for f in files})]
     con = duckdb.connect()
+    bound_memory(con, lake.staging / "duckdb-spill")  # 10M+ eventIDs per run must fit
     con.execute("CREATE TEMP TABLE n AS SELECT eventID FROM read_parquet(?)", [new])
     query = "CREATE TEMP TABLE cand AS SELECT eventID FROM n GROUP BY eventID HAVING count(*) > 1"
     params: list[object] = []

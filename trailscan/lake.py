@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from .errors import LakeError, UsageError
 
 T = TypeVar("T")
 DEFAULT_LAKE = "trailscan-lake"
+MEMORY_ENV = "TRAILSCAN_MEMORY_LIMIT"
+DEFAULT_MEMORY = "1GB"  # per DuckDB connection; see bound_memory()
 LAKE_ENV = "TRAILSCAN_LAKE"
 COMPACT_AFTER = 4  # files per day partition before compaction merges them
 # Dictionary-encode only columns with few distinct values: faster writes, smaller files.
@@ -323,6 +326,7 @@ class Lake:
 
         con = duckdb.connect(database)
         con.execute("SET TimeZone = 'UTC'")
+        bound_memory(con, Path(tempfile.gettempdir()) / f"trailscan-duckdb-{os.getuid()}")
         try:
             create_views(con, self)
         except duckdb.Error as exc:  # e.g. a damaged data file: one line, not a traceback
@@ -332,6 +336,21 @@ class Lake:
             first = str(exc).strip().splitlines()[0]
             raise LakeError(f"cannot read lake {self.root}: {first}") from None
         return con
+
+
+def bound_memory(con: Any, spill_to: Path) -> None:
+    """DuckDB would take up to 80% of RAM and spill to `./.tmp`: trailscan bounds each connection
+    ($TRAILSCAN_MEMORY_LIMIT, default 1GB; a DuckDB size such as 512MB or 4GiB) and spills to
+    `spill_to`, so that big lakes stay within memory on a shared machine."""
+    import duckdb
+
+    value = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+    try:
+        con.execute("SET memory_limit = ?", [value])
+        con.execute("SET temp_directory = ?", [str(spill_to)])
+    except duckdb.Error:
+        con.close()
+        raise UsageError(f"${MEMORY_ENV}: not a memory size: {value!r}") from None
 
 
 def create_views(con: Any, lake: Lake) -> None:
@@ -367,7 +386,7 @@ def create_views(con: Any, lake: Lake) -> None:
         con.execute(
             f"CREATE OR REPLACE VIEW quarantine AS SELECT * FROM read_json("
             f"{_sql_list(quarantine_files)}, format = "
-            "'newline_delimited', maximum_object_size = 1073741824, "
+            "'newline_delimited', maximum_object_size = 33554432, "  # entries are < 8 MiB
             "columns = {run_id: 'VARCHAR', source: 'VARCHAR', "
             "record_index: 'BIGINT', reason: 'VARCHAR', raw: 'VARCHAR', copy: 'VARCHAR'})")
     else:
