@@ -24,10 +24,10 @@ def run_query(sql: str, lake_path: str | os.PathLike[str] | None = None,
 
         sql = translate(sql)
     lake = Lake.open(lake_path)
-    return lake.reading(lambda: _run_once(lake, sql))
+    return lake.reading(lambda: _run_once(lake, sql, dialect))
 
 
-def _run_once(lake: Lake, sql: str) -> pa.Table:
+def _run_once(lake: Lake, sql: str, dialect: str) -> pa.Table:
     try:
         con = lake.connect()
     except duckdb.Error as exc:
