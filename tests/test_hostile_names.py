@@ -294,3 +294,13 @@ def test_duckdb_memory_is_bounded_and_the_bound_is_checked(small_lake: Path, mon
     monkeypatch.setenv("TRAILSCAN_MEMORY_LIMIT", "256MB")
     assert run_cli("query", "SELECT count(*) FROM cloudtrail", "--lake", small_lake,
                    "--format", "csv").stdout.splitlines()[1] == "5"
+
+
+@pytest.mark.parametrize("option", ["--principal", "--access-key", "--ip", "--event-id"])
+def test_investigate_values_are_bound(small_lake: Path, option: str) -> None:
+    result = run_cli("investigate", "--lake", small_lake, option, INJECTION, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["entity"]["value"] == INJECTION and found["counts"]["events"] == 0
+    bad = run_cli("investigate", "--lake", small_lake, option, "x", "--since", INJECTION)
+    assert bad.exit_code == 2 and "Error" in bad.stderr
