@@ -20,7 +20,40 @@ import sys
 import time
 from pathlib import Path
 
-from bench_ingest import measure
+from bench_ingest import _tree_rss
+
+
+def measure(cmd: list[str], label: str, every: float = 30.0) -> tuple[float, int, str]:
+    """Wall seconds, peak tree RSS, stdout; prints the RSS trend every `every` seconds."""
+    import subprocess
+    import threading
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        last = start
+        while not done.is_set():
+            rss = _tree_rss(proc.pid)
+            peak = max(peak, rss)
+            now = time.perf_counter()
+            if now - last >= every:
+                print(f"  {label} t={now - start:6.0f}s tree RSS {rss / 2**20:6,.0f} MiB "
+                      f"(peak so far {peak / 2**20:,.0f} MiB)", flush=True)
+                last = now
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.exit(f"{label} failed ({proc.returncode}):\n{err[-2000:]}")
+    return elapsed, peak, out
 
 
 def main() -> None:
@@ -41,7 +74,8 @@ def main() -> None:
     shutil.rmtree(lake, ignore_errors=True)
     cli = [sys.executable, "-m", "trailscan.cli"]
 
-    secs, rss, out = measure([*cli, "ingest", str(trail), "--lake", str(lake), "--json"])
+    secs, rss, out = measure([*cli, "ingest", str(trail), "--lake", str(lake), "--json"],
+                             "ingest")
     stats = json.loads(out)
     accounted = (stats["events_written"] + stats["events_duplicate"]
                  + stats["events_quarantined"] + stats["events_filtered"])
@@ -53,7 +87,8 @@ def main() -> None:
     peaks = [rss]
 
     started = time.perf_counter()
-    secs, rss, out = measure([*cli, "detect", "--lake", str(lake), "--format", "json"])
+    secs, rss, out = measure([*cli, "detect", "--lake", str(lake), "--format", "json"],
+                             "detect")
     findings = json.loads(out)
     print(f"detect (whole pack): {time.perf_counter() - started:.1f}s, "
           f"{events / secs:,.0f} events/s, peak tree RSS {rss / 2**20:,.0f} MiB, "
