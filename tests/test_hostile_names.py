@@ -304,3 +304,16 @@ def test_investigate_values_are_bound(small_lake: Path, option: str) -> None:
     assert found["entity"]["value"] == INJECTION and found["counts"]["events"] == 0
     bad = run_cli("investigate", "--lake", small_lake, option, "x", "--since", INJECTION)
     assert bad.exit_code == 2 and "Error" in bad.stderr
+
+
+def test_csv_export_of_an_investigation_neutralises_formulas(tmp_path: Path) -> None:
+    src, lake = tmp_path / "src", tmp_path / "lake"
+    recs = [make_record(userAgent=value, errorCode=value, sourceIPAddress="198.51.100.7")
+            for value in FORMULAS]
+    write_records(src / "a.json.gz", recs)
+    ingest_cli(src, "--lake", lake)
+    result = run_cli("investigate", "--lake", lake, "--ip", "198.51.100.7", "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    rows = _csv(result.stdout)
+    assert sorted(r["user_agent"] for r in rows) == sorted("'" + v for v in FORMULAS)
+    assert all(r["error"].startswith("'") for r in rows)
