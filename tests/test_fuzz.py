@@ -237,3 +237,36 @@ def test_atheris_fuzz_readers(tmp_path: Path) -> None:
     tail = result.stderr[-3000:]
     assert result.returncode == 0, tail
     assert "Done" in result.stderr, tail
+
+
+# --- option values ------------------------------------------------------------------------------
+
+_DATES = st.one_of(
+    st.text(max_size=40),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.dates().map(lambda d: d.isoformat()),
+    st.sampled_from(["9999-12-31", "0001-01-01", "9999-12-31T23:59:59-12:00",
+                     "0001-01-01T00:00:00+14:00", "2024-02-29", "2023-02-29Z"]))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_DATES, st.booleans(), st.sampled_from(["log", "insight"]))
+def test_time_options_parse_or_are_usage_errors(text: str, end: bool, kind: str) -> None:
+    """--since/--until: a UTC datetime or a UsageError (exit 2), never another exception; and the
+    key pre-filter never overflows at the ends of the calendar."""
+    from datetime import UTC, date
+
+    from trailscan.errors import UsageError
+    from trailscan.sources import Filters, ObjectKey, parse_time
+
+    try:
+        value = parse_time(text, end=end)
+    except UsageError:
+        return
+    assert value.tzinfo is not None and value.utcoffset().total_seconds() == 0
+    assert value.tzinfo == UTC
+    key = ObjectKey(kind, "111122223333", "us-east-1", date(2024, 3, 1))
+    for filters in (Filters(since=value), Filters(until=value)):
+        assert isinstance(filters.admits_key(key), bool)
+        assert isinstance(filters.admits_key(ObjectKey(kind, None, None, date.max)), bool)
+        assert isinstance(filters.admits_key(ObjectKey(kind, None, None, date.min)), bool)

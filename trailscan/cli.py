@@ -365,8 +365,8 @@ def investigate(lake: str | None, principal: str | None, access_key: str | None,
     from .sources import parse_time
 
     found = run(lake, principal=principal, access_key=access_key, ip=ip, event_id=event_id,
-                since=parse_time(since) if since else None,
-                until=parse_time(until, end=True) if until else None)
+                since=parse_time(since) if since is not None else None,
+                until=parse_time(until, end=True) if until is not None else None)
     write_to(found, fmt, output)
 
 
