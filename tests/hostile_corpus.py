@@ -171,9 +171,10 @@ def write_corpus(root: Path) -> list[Case]:
     put("json/deep-line.ndjson", "\n".join(lines).encode(), "partial",
         good=[r["eventID"] for r in recs], bad=1, reasons=["nested too deeply"])
     odd = make_record(requestParameters={"name": "\ud800 lone surrogate", "n": 2**70})
-    put("json/surrogate-and-bigint.json",
-        json.dumps({"Records": [odd]}, ensure_ascii=True).encode(), "ingested",
-        good=[odd["eventID"]])
+    paired = make_record(requestParameters={"name": "\U0001f980 paired", "n": 2**70})
+    put("json/surrogate-and-bigint.json",  # a lone surrogate is not Unicode: quarantined
+        json.dumps({"Records": [odd, paired]}, ensure_ascii=True).encode(), "partial",
+        good=[paired["eventID"]], bad=1, reasons=["unpaired UTF-16 surrogate"])
 
     # --- not CloudTrail, empty ------------------------------------------------------------------
     put("other/object.json", b'{"hello": "world", "line\\nbreak": 1}', "quarantined",

@@ -11,7 +11,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import ingest_cli, make_record, quarantine_list, query, scalar, write_bytes
+from conftest import (
+    ingest_cli,
+    make_record,
+    quarantine_list,
+    query,
+    run_cli,
+    scalar,
+    write_bytes,
+)
 from hostile_corpus import CORPUS_LIMIT, write_corpus
 
 from trailscan import records
@@ -177,3 +185,21 @@ def test_largest_inline_quarantine_entry_is_readable(src: Path, lake: Path) -> N
     assert scalar(lake, "SELECT length(raw) FROM quarantine") > 1_040_000
     raw = scalar(lake, "SELECT raw FROM quarantine")
     assert json.loads(raw)["userAgent"] == bad["userAgent"]
+
+
+def test_a_lone_surrogate_cannot_break_detection_for_the_lake(src: Path, lake: Path) -> None:
+    r"""`"\ud800"` is legal JSON syntax but not Unicode: stored as JSON text it made DuckDB's JSON
+    functions fail, and with them every rule reading requestParameters on the whole lake."""
+    odd = make_record(requestParameters={"bucketName": "\ud800", "key": "k"})
+    paired = make_record(requestParameters={"bucketName": "\U0001f980"})
+    write_bytes(src / "a.json", json.dumps({"Records": [odd, paired]}).encode())
+    stats = ingest_cli(src, "--lake", lake)
+    assert (stats["events_written"], stats["events_quarantined"]) == (1, 1)
+    (entry,) = quarantine_list(lake)
+    assert "unpaired UTF-16 surrogate" in entry["reason"]
+    raw = scalar(lake, "SELECT raw FROM quarantine")
+    assert json.loads(raw)["requestParameters"] == odd["requestParameters"]  # kept as read
+    assert scalar(lake, "SELECT json_extract_string(requestParameters, '$.bucketName') "
+                        "FROM cloudtrail") == "\U0001f980"
+    result = run_cli("detect", "--lake", lake, "--format", "json")
+    assert result.exit_code == 0, result.stderr

@@ -112,15 +112,34 @@ def _loads(text: bytes | str, exact: bool = False) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def _stdlib_dumps(value: Any, **options: Any) -> bytes:
+def _stdlib_dumps(value: Any, ascii: bool = True, **options: Any) -> bytes:
     """json.dumps for what orjson refuses (e.g. more than 255 levels of nesting): parsed values
     can be up to 1024 levels deep, deeper than the default recursion limit allows encoding."""
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 4000))
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=True, **options).encode()
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=ascii, **options).encode()
     finally:
         sys.setrecursionlimit(limit)
+
+
+class _LoneSurrogate(Exception):
+    """A JSON-typed field holds an unpaired UTF-16 surrogate escape (legal JSON syntax, not
+    Unicode): DuckDB's JSON functions refuse such text, so one record would break every query."""
+
+    reason = ("a JSON field holds an unpaired UTF-16 surrogate escape (e.g. \\ud800): "
+              "not valid Unicode")
+
+
+def _column_json(value: Any, **options: Any) -> bytes:
+    """JSON text for a lake column when orjson refused the value (big integers, surrogates)."""
+    out = _stdlib_dumps(value, **options)
+    if b"\\ud" in out or b"\\uD" in out:  # a surrogate escape: paired ones are fine
+        try:
+            _stdlib_dumps(value, ascii=False, **options)
+        except UnicodeEncodeError:  # only a lone surrogate cannot be encoded as UTF-8
+            raise _LoneSurrogate from None
+    return out
 
 
 def _json_error(exc: ValueError) -> str:
@@ -214,7 +233,7 @@ def _dumps(value: Any) -> bytes:
     try:
         out = orjson.dumps(value)
     except TypeError:  # integers beyond 64 bits or lone surrogates, from the stdlib parser
-        return _stdlib_dumps(value)
+        return _column_json(value)
     if b"e+" in out and _has_huge_float(value):
         raise _NeedsExactParse
     return out
@@ -225,7 +244,7 @@ def _dumps_exact(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return _stdlib_dumps(value, default=_decoded)
+        return _column_json(value)
 
 
 def _decoded(value: Any) -> Any:
@@ -326,8 +345,8 @@ _INSIGHT = schema.INSIGHT_EVENT_TYPE
 def _raw(record: Any) -> str:
     try:  # fields already serialised by to_table() (bytes) go in verbatim
         return orjson.dumps(record, default=_fragment).decode("utf-8", "replace")
-    except TypeError:
-        return _dumps_exact(record).decode("utf-8", "replace")
+    except TypeError:  # kept exactly as read, lone surrogates included
+        return _stdlib_dumps(record, default=_decoded).decode("utf-8", "replace")
 
 
 def _fragment(value: Any) -> Any:
@@ -388,21 +407,26 @@ def to_table(items: list[Any], source: str,
                 if extra is not None:
                     unknown = unknown or {}
                     unknown[name] = extra
+            serialised = [(name, dumps(value)) for name in json_fields
+                          if (value := get(name)) is not None]
+            for name, _, extra in structured:
+                if extra is not None:
+                    unknown = unknown or {}
+                    unknown[name] = extra
+            unknown_text = None if unknown is None else dumps(unknown)
         except _WrongType:
             rejected.append(Rejected(i, _reason(item), _raw(item)))
             continue
+        except _LoneSurrogate:
+            rejected.append(Rejected(i, _LoneSurrogate.reason, _raw(item)))
+            continue
         # Checked before any change: a rejected record is quarantined exactly as it was read.
-        for name in json_fields:
-            value = get(name)
-            if value is not None:
-                row[name] = dumps(value)
-        for name, new, extra in structured:
+        for name, text in serialised:
+            row[name] = text
+        for name, new, _ in structured:
             row[name] = new
-            if extra is not None:
-                unknown = unknown or {}
-                unknown[name] = extra
         rows.append(row)
-        unknowns.append(None if unknown is None else dumps(unknown))
+        unknowns.append(unknown_text)
         kept.append(i)
     if not rows:
         return None, rejected
