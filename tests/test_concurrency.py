@@ -75,10 +75,16 @@ def test_two_ingests_at_once_store_each_event_once(tmp_path: Path) -> None:
         assert scalar(lake, "SELECT count(DISTINCT eventID) FROM cloudtrail") == events
 
 
+# The writer commits a batch only when the reader says "go" (a line on stdin), and the reader says
+# it once it has seen the previous commit: the reads overlap every commit and compaction whatever
+# the relative speed of the two processes (a free-running writer could finish before a slow reader
+# had looked twice, which made this test flaky on a busy machine).
 _WRITER = """
 import sys
 from trailscan.ingest import ingest
 for path in sys.argv[2:]:
+    if not sys.stdin.readline():
+        sys.exit("reader went away")
     ingest([path], sys.argv[1], workers=1)
     print("committed", path, flush=True)
 """
@@ -87,33 +93,45 @@ for path in sys.argv[2:]:
 def test_readers_see_only_committed_states_during_ingest_and_compaction(tmp_path: Path) -> None:
     src, lake = tmp_path / "src", tmp_path / "lake"
     batches = [_batch(src, i) for i in range(12)]
-    allowed = {(0, 0)}
-    n = total = 0
+    states = [(0, 0)]  # the committed states, in order
     for count, amount in batches:
-        n, total = n + count, total + amount
-        allowed.add((n, total))
+        states.append((states[-1][0] + count, states[-1][1] + amount))
+    allowed = set(states)
     Lake.open(lake, create=True)
     writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(lake),
                                *[str(src / f"batch-{i:02d}") for i in range(len(batches))]],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     seen: list[tuple[int, int]] = []
     rules = [r for r in load_rules() if r.id.startswith("s3_")] or load_rules()[:3]
+    released = 0  # batches the writer has been told to commit
+    deadline = time.monotonic() + 600
     try:
         while writer.poll() is None:
+            assert time.monotonic() < deadline, f"writer stuck after {released} batches: {seen[-3:]}"
             row = run_query(SUM, lake).to_pylist()[0]
             assert row["n"] == row["ids"]  # no event listed twice (compaction swap is atomic)
-            seen.append((row["n"], row["total"]))
+            state = (row["n"], row["total"])
+            seen.append(state)
             summary = summarize(lake)
-            assert (summary["events"], ) in {(a,) for a, _ in allowed}
+            assert summary["events"] in {a for a, _ in allowed}
             run_rules(lake, rules)  # every rule reads the same state, even across a compaction
+            if released < len(batches) and state == states[released]:
+                writer.stdin.write("go\n")
+                writer.stdin.flush()
+                released += 1
     finally:
+        if writer.poll() is None:
+            writer.kill()
         out, err = writer.communicate(timeout=300)
     assert writer.returncode == 0, err
     assert out.count("committed") == len(batches)
     partial = [s for s in seen if s not in allowed]
     assert partial == [], f"readers saw states that were never committed: {partial[:5]}"
-    assert len(set(seen)) >= 3, seen  # the reader really ran alongside several commits
-    assert run_query(SUM, lake).to_pylist()[0] == {"n": n, "ids": n, "total": total}
+    # every committed state but the last was seen (the writer waited for it); the last one after:
+    assert set(seen) >= set(states[:-1]), sorted(set(states[:-1]) - set(seen))
+    assert run_query(SUM, lake).to_pylist()[0] == {
+        "n": states[-1][0], "ids": states[-1][0], "total": states[-1][1]}
     assert len(Lake.open(lake).data_files()) <= 5  # compaction ran meanwhile
 
 
