@@ -108,7 +108,7 @@ def test_readers_see_only_committed_states_during_ingest_and_compaction(tmp_path
     deadline = time.monotonic() + 600
     try:
         while writer.poll() is None:
-            assert time.monotonic() < deadline, f"writer stuck after {released} batches: {seen[-3:]}"
+            assert time.monotonic() < deadline, f"writer stuck at {released}: {seen[-3:]}"
             row = run_query(SUM, lake).to_pylist()[0]
             assert row["n"] == row["ids"]  # no event listed twice (compaction swap is atomic)
             state = (row["n"], row["total"])
