@@ -27,12 +27,26 @@ MACROS = (
     "CREATE OR REPLACE TEMP MACRO ts_principal(u) AS coalesce("
     "nullif(u.sessionContext.sessionIssuer.arn, ''), nullif(u.arn, ''), "
     "nullif(u.invokedBy, ''), u.type, 'unknown')",
+    # Number of ':'-separated groups in part of an IPv6 address ('' has none).
+    "CREATE OR REPLACE TEMP MACRO ts_ip6_count(part) AS "
+    "CASE WHEN part = '' THEN 0 ELSE len(string_split(part, ':')) END",
+    # Group i (1-3) of an IPv6 address as if written in full: '::' stands for as many zero
+    # groups as are missing, and leading zeros and case do not matter (2001:DB8::1 and
+    # 2001:0db8:0:1::5 are in the same /48). Only the first three groups are ever needed.
+    "CREATE OR REPLACE TEMP MACRO ts_ip6_group(ip, i) AS coalesce(nullif(ltrim(lower(CASE "
+    "WHEN i <= ts_ip6_count(split_part(ip, '::', 1)) "
+    "THEN string_split(split_part(ip, '::', 1), ':')[i] "
+    "WHEN ip NOT LIKE '%::%' THEN '0' "
+    "WHEN i <= 8 - ts_ip6_count(split_part(ip, '::', 2)) THEN '0' "
+    "ELSE string_split(split_part(ip, '::', 2), ':')"
+    "[i - 8 + ts_ip6_count(split_part(ip, '::', 2))] END), '0'), ''), '0')",
     # An IPv4 /24 or IPv6 /48 as text; NULL for service names such as ec2.amazonaws.com.
     "CREATE OR REPLACE TEMP MACRO ts_ip_prefix(ip) AS CASE "
     "WHEN regexp_full_match(ip, '\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}') "
     "THEN regexp_extract(ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' "
     "WHEN ip LIKE '%:%' AND NOT ip LIKE '%.amazonaws.com' "
-    "THEN array_to_string(string_split(ip, ':')[1:3], ':') || '::/48' END",
+    "THEN ts_ip6_group(ip, 1) || ':' || ts_ip6_group(ip, 2) || ':' || ts_ip6_group(ip, 3) "
+    "|| '::/48' END",
     # True for a literal address (v4 or v6), false for AWS service names and 'AWS Internal'.
     "CREATE OR REPLACE TEMP MACRO ts_is_ip(ip) AS ts_ip_prefix(ip) IS NOT NULL",
     # The product token of a user agent: aws-cli, boto3, mozilla, terraform... (lower case).
