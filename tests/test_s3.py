@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -192,6 +193,26 @@ def test_ingest_from_s3_equals_ingest_from_disk_and_skips_known_objects(
     changed = check_invariant(ingest([trail.uri], tmp_path / "a", workers=1, aws=options))
     assert changed["files_ingested"] == 1 and counts["GetObject"] == 1
     assert changed["events_written"] == 0 and changed["events_duplicate"] > 0
+
+
+def test_object_over_the_size_limit_is_quarantined_without_downloading_it(
+        trail: Trail, aws: AwsOptions, tmp_path: Path) -> None:
+    victim = trail.names()[0]
+    key = victim.replace(".json.gz", "-huge.json.gz")  # same day and layout, so it is listed
+    blob = gzip.compress(os.urandom(640_000))  # incompressible: 640 KB even gzipped
+    trail.client.put_object(Bucket=trail.bucket, Key=key, Body=blob)
+    counts: dict[str, int] = {}
+    options = AwsOptions(endpoint_url=aws.endpoint_url, session=counting_session(counts))
+    limit = 64 * 1024  # the object is ~10x over it even before decompression
+    stats = check_invariant(ingest([trail.uri], tmp_path / "lake", workers=1, aws=options,
+                                   limit=limit))
+    logs = len(trail.names()) + len(trail.names("/CloudTrail-Insight/"))
+    assert stats["files_quarantined"] == 1
+    assert counts["GetObject"] == logs  # every real log file; the huge one never
+    (reason,) = query(tmp_path / "lake", "SELECT reason FROM quarantine")[0]
+    assert f"file is {len(blob)} bytes, larger than the limit of {limit} bytes" in reason
+    (source,) = query(tmp_path / "lake", "SELECT source FROM quarantine")[0]
+    assert source == f"s3://{trail.bucket}/{key}"
 
 
 def test_cli_ingest_scan_with_endpoint_and_filters(shared: Trail, endpoint: str, creds: None,

@@ -369,7 +369,7 @@ def ingest(
             progress("read", stats.files_ingested + stats.files_quarantined + stats.files_failed,
                      len(todo) if not opened.history else None)
 
-        items = _fetched(todo, opened, filters, aws, known, force, stats)
+        items = _fetched(todo, opened, filters, aws, known, force, stats, limit)
         count = len(todo) if not opened.history else 0
         files = _run_workers(items, count, staging, limit, filters,
                              workers or os.cpu_count() or 1, on_outcome)
@@ -405,11 +405,15 @@ def _s3_objects(opened: OpenedSources, filters: Filters) -> Iterator[SourceObjec
 
 def _fetched(todo: list[SourceObject], opened: OpenedSources, filters: Filters, aws: Any,
              known: dict[str, tuple[int, str, bool]], force: bool,
-             stats: IngestStats) -> Iterator[Item]:
+             stats: IngestStats, limit: int = records.DEFAULT_MAX_BYTES) -> Iterator[Item]:
     """Local files as (object, None) for the workers to read; S3 objects downloaded ahead on a
-    thread pool; event-history pages fetched one at a time."""
-    remote = [o for o in todo if o.path is None and o.uri.startswith("s3://")]
-    local = [o for o in todo if not (o.path is None and o.uri.startswith("s3://"))]
+    thread pool; event-history pages fetched one at a time. An S3 object whose listed size is
+    already over the limit is never downloaded: the worker quarantines it by its size."""
+    too_big = records.largest_input(limit)
+    remote = [o for o in todo if o.path is None and o.uri.startswith("s3://")
+              and o.size <= too_big]
+    local = [o for o in todo if not (o.path is None and o.uri.startswith("s3://"))
+             or o.size > too_big]
     for obj in local:
         yield obj, None
     if remote:
