@@ -105,6 +105,35 @@ def test_report_lists_integrity_problems(tmp_path: Path) -> None:
     assert "<td>failed</td>" in text
 
 
+def test_report_shows_coverage_gaps(tmp_path: Path) -> None:
+    """A log file delivered where no digest covers it (here: a day before the chain starts, as
+    when validation was turned on late or digests were deleted) is a gap, listed as one."""
+    spec = TrailSpec(seed=7, days=0.2, events=200, accounts=("111122223333",),
+                     regions=("us-east-1",), attacks=False, insights=False, duplicates=False)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root = tmp_path / "trail"
+    write_trail(spec, root, signing_key=key)
+    (root / "public-keys.json").write_text(json.dumps(public_keys_document(
+        key, spec.start - timedelta(days=2), spec.start + timedelta(days=30))))
+    first = sorted(p for p in root.rglob("*.json.gz") if "/CloudTrail/" in str(p))[0]
+    day = spec.start.strftime("%Y/%m/%d")
+    earlier = (spec.start - timedelta(days=1)).strftime("%Y/%m/%d")
+    stamp = re.search(r"_(\d{8}T\d{4}Z)_", first.name).group(1)
+    before = (spec.start - timedelta(days=1)).strftime("%Y%m%dT%H%MZ")
+    orphan = Path(str(first.parent).replace(day, earlier)) / first.name.replace(stamp, before)
+    orphan.parent.mkdir(parents=True)
+    shutil.copy(first, orphan)
+    lake = tmp_path / "lake"
+    ingest_lib([root], lake, validate=True)
+    assert query(lake, "SELECT kind, object FROM integrity_problems") == [
+        ("gap", orphan.relative_to(root).as_posix())]
+    text = build_report(lake, tmp_path / "r.html").read_text()
+    assert '<span class="badge bad">1 problems, 1 gaps</span>' in text
+    assert "<h3>Problems and gaps</h3>" in text
+    row = re.search(r"<tr><td>gap</td><td>111122223333</td><td>us-east-1</td>(.*?)</tr>", text)
+    assert row is not None and orphan.name in row.group(1)
+
+
 def test_report_on_empty_lake(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     ingest_lib([tmp_path / "empty"], tmp_path / "lake")
