@@ -464,5 +464,5 @@ def findings_view(con: Any, lake: Lake) -> None:
 def load_findings(lake_path: str | os.PathLike[str] | None) -> pa.Table:
     """The stored findings of the last full detect run (empty if none)."""
     lake = Lake.open(lake_path)
-    path = lake.root / FINDINGS_FILE
-    return pq.read_table(path) if path.exists() else FINDINGS_SCHEMA.empty_table()
+    location = lake.findings_location(FINDINGS_FILE)
+    return lake.read_table(location) if location else FINDINGS_SCHEMA.empty_table()

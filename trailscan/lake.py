@@ -354,6 +354,10 @@ class Lake:
         path = self.root / relative
         return str(path) if path.exists() else None
 
+    def read_table(self, location: str) -> pa.Table:
+        """A whole Parquet file of the lake (as `findings_location` names it)."""
+        return pq.read_table(location)
+
     def stored(self, relative: Path) -> None:
         """Called after a file under the lake root was replaced outside a write (findings)."""
 

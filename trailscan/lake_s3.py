@@ -173,9 +173,9 @@ class S3Lake(Lake):
     def filesystem(self) -> Any:
         """An fsspec filesystem for `s3://` over pyarrow's S3 client, with the credentials,
         region and endpoint boto3 resolved (range reads: DuckDB fetches only what it needs)."""
-        from fsspec.implementations.arrow import ArrowFSWrapper
+        from .lake_fs import LakeFS
 
-        return ArrowFSWrapper(self.arrow_fs())
+        return LakeFS(self.arrow_fs())
 
     def arrow_fs(self) -> Any:
         from pyarrow.fs import S3FileSystem
@@ -194,6 +194,18 @@ class S3Lake(Lake):
             scheme, _, rest = endpoint.partition("://")
             kwargs.update(endpoint_override=rest or scheme, scheme=scheme if rest else "https")
         return S3FileSystem(**kwargs)
+
+    def vanished(self, exc: BaseException) -> bool:
+        import duckdb
+
+        text = str(exc)
+        return isinstance(exc, duckdb.IOException) and (
+            self.uri in text or f"{self.bucket}/{self.prefix}" in text)
+
+    def read_table(self, location: str) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(location.removeprefix("s3://"), filesystem=self.arrow_fs())
 
     def data_locations(self) -> list[str]:
         with self._db() as db:
