@@ -8,22 +8,25 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
+from click.testing import CliRunner
 from conftest import check_invariant, ingest_cli, make_record, run_cli, write_records
 from s3_helpers import moto_server, s3_client
 
 import trailscan
+from trailscan.cli import cli
 from trailscan.errors import LakeError, SourceError
 from trailscan.ingest import ingest
 from trailscan.lake import COMPACT_AFTER, Lake
 from trailscan.lake_s3 import LOCK_KEY, STATE_KEY, S3Lake, S3LakeRef
 from trailscan.s3 import AwsOptions
-from trailscan.synth import TrailSpec, write_trail
+from trailscan.synth import TrailSpec, derive_test_key, public_keys_document, write_trail
 
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
          "AWS_DEFAULT_REGION": "us-east-1"}
@@ -74,9 +77,13 @@ class Lakes:
     def __init__(self, endpoint: str, tmp: Path) -> None:
         self.endpoint = endpoint
         self.trail = tmp / "trail"
-        write_trail(TrailSpec(seed=11, days=2, events=600, accounts=("111122223333",
-                                                                     "444455556666"),
-                              regions=("us-east-1", "eu-west-1")), self.trail)
+        spec = TrailSpec(seed=11, days=2, events=600, accounts=("111122223333", "444455556666"),
+                         regions=("us-east-1", "eu-west-1"))
+        key = derive_test_key(7)
+        write_trail(spec, self.trail, signing_key=key)
+        self.keys_file = tmp / "public-keys.json"
+        self.keys_file.write_text(json.dumps(public_keys_document(
+            key, spec.start - timedelta(days=1), spec.start + timedelta(days=30))))
         self.local = tmp / "local-lake"
         self.bucket = new_bucket(endpoint)
         self.uri = f"s3://{self.bucket}/lake"
@@ -177,6 +184,38 @@ def test_investigate_and_summary_read_the_s3_lake(lakes: Lakes, creds: None) -> 
     assert len(remote["timeline"]) == len(local["timeline"]) >= rows[0]["n"]
     result = run_cli(*lakes.s3("quarantine"))
     assert result.exit_code == 0, result.stderr
+
+
+def test_scan_report_and_shell_on_an_s3_lake(endpoint: str, lakes: Lakes, creds: None,
+                                             tmp_path: Path) -> None:
+    bucket = new_bucket(endpoint)
+    uri = f"s3://{bucket}/scanned"
+    result = run_cli("scan", lakes.trail, "--lake", uri, "--endpoint-url", endpoint,
+                     "--workers", 1, "--public-keys", lakes.keys_file, "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["ingest"]["lake"] == uri and out["findings"]
+    assert out["summary"]["events"] == lakes.local_stats["events_written"]
+    assert [r["valid"] for r in out["ingest"]["integrity"]] == [True]
+    sql = "SELECT integrity_status AS s, count(*) AS n FROM cloudtrail GROUP BY 1 ORDER BY 1"
+    statuses = cli_json("query", sql, "--lake", uri, "--endpoint-url", endpoint)
+    local = tmp_path / "local"
+    result = run_cli("scan", lakes.trail, "--lake", local, "--workers", 1, "--public-keys",
+                     lakes.keys_file, "--json")
+    assert result.exit_code == 0, result.stderr
+    # The verdicts were published with the state: the same as a local scan's.
+    assert statuses == cli_json("query", sql, "--lake", local)
+    assert {"s": "verified", "n": statuses[-1]["n"]} in statuses
+    assert "scanned/findings/findings.parquet" in [
+        k.removeprefix(bucket + "/") for k in keys(endpoint, bucket)]
+    html = tmp_path / "report.html"
+    result = run_cli("report", "--lake", uri, "--endpoint-url", endpoint, "--output", html)
+    assert result.exit_code == 0, result.stderr
+    assert uri in html.read_text()
+    result = CliRunner().invoke(cli, ["shell", "--lake", uri, "--endpoint-url", endpoint],
+                                input="SELECT count(*) AS n FROM cloudtrail;\n")
+    assert result.exit_code == 0, result.stderr
+    assert str(lakes.local_stats["events_written"]) in result.stdout
 
 
 def test_open_lake_in_the_library_reads_s3(lakes: Lakes, creds: None) -> None:
