@@ -5,7 +5,10 @@ runs, compaction, a failed publish, concurrent writers, one-line errors."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -328,6 +331,44 @@ def test_a_failed_state_upload_leaves_readers_on_the_previous_state(
     monkeypatch.setenv("TRAILSCAN_CACHE", str(tmp_path / "cache"))
     stats = ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
     assert stats["events_written"] == 3 and stats["files_compacted"] == 1
+    assert _ids(uri, endpoint) == sorted(expected + late)
+
+
+_KILL_AT_STATE_PUT = """
+import os, signal, sys
+import trailscan.lake_s3 as lake_s3
+def killed(self, snapshot, etag):
+    os.kill(os.getpid(), signal.SIGKILL)
+lake_s3.S3Lake._put_state = killed
+from trailscan.cli import main
+sys.argv = ["trailscan", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_writer_killed_before_publishing_the_state_changes_nothing_readers_see(
+        endpoint: str, creds: None, tmp_path: Path) -> None:
+    bucket = new_bucket(endpoint)
+    uri, src = f"s3://{bucket}/l", tmp_path / "src"
+    expected: list[str] = []
+    for run in range(COMPACT_AFTER):
+        expected += _day_batch(src, run)
+        ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
+    state = s3_client(endpoint).head_object(Bucket=bucket, Key=f"l/{STATE_KEY}")["ETag"]
+    late = _day_batch(src, COMPACT_AFTER) + _day_batch(src, 1, day="2024-03-09")
+    killed = subprocess.run([sys.executable, "-c", _KILL_AT_STATE_PUT, "ingest", str(src),
+                             "--lake", uri, "--endpoint-url", endpoint, "--workers", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    client = s3_client(endpoint)
+    assert client.head_object(Bucket=bucket, Key=f"l/{STATE_KEY}")["ETag"] == state
+    assert len(keys(endpoint, bucket, "l/events/event_date=2024-03-01/")) == COMPACT_AFTER + 1
+    assert _ids(uri, endpoint) == sorted(expected)  # the uploaded objects are not read
+    result = run_cli("ingest", src, "--lake", uri, "--endpoint-url", endpoint)
+    assert result.exit_code == 1 and "being written by another" in result.stderr
+    client.delete_object(Bucket=bucket, Key=f"l/{LOCK_KEY}")  # as the message says
+    stats = ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
+    assert stats["events_written"] == 6 and stats["files_compacted"] == 1
     assert _ids(uri, endpoint) == sorted(expected + late)
 
 
