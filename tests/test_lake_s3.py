@@ -430,9 +430,15 @@ def test_library_ingest_into_s3_with_explicit_options(endpoint: str, creds: None
     bucket = new_bucket(endpoint)
     src = tmp_path / "src"
     ids = _day_batch(src, 0) + _day_batch(src, 1, day="2024-03-05")
+    (src / "broken.json.gz").write_bytes(b"\x1f\x8b not really gzip")
     aws = AwsOptions(endpoint_url=endpoint)
     stats = check_invariant(ingest([str(src)], f"s3://{bucket}", workers=1, aws=aws))
     assert stats["lake"] == f"s3://{bucket}" and stats["events_written"] == 6
+    assert stats["files_quarantined"] == 1
+    quarantined = cli_json("quarantine", "--lake", f"s3://{bucket}", "--endpoint-url", endpoint)
+    assert [(q["source"], q["copy"] is not None) for q in quarantined] == [
+        (str(src / "broken.json.gz"), True)]
+    assert [k for k in keys(endpoint, bucket, "quarantine/") if "/files/" in k]
     assert [k.split("/")[1] for k in keys(endpoint, bucket, "events/")] == [
         "event_date=2024-03-01", "event_date=2024-03-05"]
     con = trailscan.open_lake(f"s3://{bucket}", aws=aws)

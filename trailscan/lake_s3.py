@@ -193,7 +193,18 @@ class S3Lake(Lake):
         if endpoint and "amazonaws.com" not in endpoint:
             scheme, _, rest = endpoint.partition("://")
             kwargs.update(endpoint_override=rest or scheme, scheme=scheme if rest else "https")
+        else:  # pyarrow's client does not follow AWS's redirect to the bucket's own region
+            kwargs["region"] = self._bucket_region() or kwargs["region"]
         return S3FileSystem(**kwargs)
+
+    def _bucket_region(self) -> str | None:
+        if not hasattr(self, "_region"):
+            self._region: str | None = None
+            with contextlib.suppress(Exception):
+                head = self.client.head_bucket(Bucket=self.bucket)
+                headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                self._region = headers.get("x-amz-bucket-region")
+        return self._region
 
     def vanished(self, exc: BaseException) -> bool:
         import duckdb
