@@ -221,6 +221,23 @@ def test_scan_report_and_shell_on_an_s3_lake(endpoint: str, lakes: Lakes, creds:
     assert str(lakes.local_stats["events_written"]) in result.stdout
 
 
+def test_validate_records_its_verdicts_in_an_s3_lake(endpoint: str, lakes: Lakes,
+                                                    creds: None) -> None:
+    bucket = new_bucket(endpoint)
+    uri = f"s3://{bucket}/v"
+    ingest_cli(lakes.trail, "--lake", uri, "--endpoint-url", endpoint)
+    sql = "SELECT integrity_status AS s, count(*) AS n FROM cloudtrail GROUP BY 1 ORDER BY 1"
+    assert cli_json("query", sql, "--lake", uri, "--endpoint-url", endpoint) == [
+        {"s": "unchecked", "n": lakes.local_stats["events_written"]}]
+    result = run_cli("validate", lakes.trail, "--lake", uri, "--endpoint-url", endpoint,
+                     "--public-keys", lakes.keys_file)
+    assert result.exit_code == 0, result.stderr
+    statuses = cli_json("query", sql, "--lake", uri, "--endpoint-url", endpoint)
+    assert {r["s"] for r in statuses} >= {"verified"}
+    assert sum(r["n"] for r in statuses) == lakes.local_stats["events_written"]
+    assert f"v/{LOCK_KEY}" not in keys(endpoint, bucket)
+
+
 def test_open_lake_in_the_library_reads_s3(lakes: Lakes, creds: None) -> None:
     con = trailscan.open_lake(lakes.uri, aws=AwsOptions(endpoint_url=lakes.endpoint))
     try:

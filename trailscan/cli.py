@@ -270,7 +270,8 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verbose", "-v", is_flag=True, help="One line per digest and log file.")
 @click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
-              help="Lake whose key cache to use, and where verdicts are recorded if it exists.")
+              help="Lake (directory or s3://bucket/prefix) whose key cache to use, and where "
+                   "verdicts are recorded if it exists.")
 @aws_options
 @handle_errors
 def validate(source: str, public_keys: str | None, since: str | None, until: str | None,
@@ -278,16 +279,16 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
              as_json: bool, verbose: bool, lake: str | None, aws: Any) -> None:
     """Validate CloudTrail digest chains, signatures and log-file hashes (exit 1 if invalid)."""
     from .integrity import format_text
-    from .lake import Lake, resolve_path
+    from .lake import Lake
     from .validation import record, validate_source
 
-    existing = Lake.open(lake) if (resolve_path(lake) / "_trailscan" / "state.db").exists() \
-        else None
+    existing = Lake.existing(lake, aws=aws)
     report = validate_source(source, public_keys=public_keys, lake=existing,
                              filters=_filters(since, until, accounts, regions), aws=aws,
                              bucket=bucket)
     if existing is not None:
-        record(existing, source, report)
+        with existing.recording():
+            record(existing, source, report)
     if as_json:
         click.echo(orjson.dumps(report.to_json()).decode())
     else:

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema
-from .errors import LakeError, UsageError
+from .errors import LakeError, NoLake, UsageError
 
 T = TypeVar("T")
 DEFAULT_LAKE = "trailscan-lake"
@@ -148,7 +148,7 @@ class Lake:
             with lake._db() as db:
                 db.executescript(_DDL)
         elif not lake.state_file.exists():
-            raise UsageError(f"no trailscan lake at {root} (run `trailscan ingest` first)")
+            raise NoLake(f"no trailscan lake at {root} (run `trailscan ingest` first)")
         else:
             with lake._db() as db:  # lakes made by older versions gain new tables
                 db.executescript(_DDL)
@@ -196,6 +196,20 @@ class Lake:
                 yield self
         finally:
             handle.close()
+
+    @classmethod
+    def existing(cls, path: str | os.PathLike[str] | Any = None, *, aws: Any = None) -> Lake | None:
+        """The lake at `path` if there is one (validate records its verdicts there)."""
+        try:
+            return cls.open(path, aws=aws)
+        except NoLake:
+            return None
+
+    @contextmanager
+    def recording(self) -> Iterator[Lake]:
+        """Around changes to the state made outside an ingest (validation verdicts): a SQLite
+        transaction is enough on disk; an S3 lake needs the writer's lock and publish."""
+        yield self
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import LakeError, SourceError, UsageError
+from .errors import LakeError, NoLake, SourceError, UsageError
 from .lake import _DDL, Lake
 from .s3 import AwsOptions, parse_s3_uri, source_error
 
@@ -98,16 +98,18 @@ class S3Lake(Lake):
                                         MaxKeys=1)
         except Exception as exc:
             raise source_error(exc, lake.uri) from None
-        if create:
-            try:
-                for directory in (lake.events, lake.quarantine, lake.meta, lake.staging):
-                    directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UsageError(f"cannot use {lake.root} as the working copy of {uri}: "
-                                 f"{exc.strerror or exc}") from None
-        else:
+        try:
+            for directory in (lake.events, lake.quarantine, lake.meta, lake.staging):
+                directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use {lake.root} as the working copy of {uri}: "
+                             f"{exc.strerror or exc}") from None
+        if not create:
             lake.refresh()
         return lake
+
+    def recording(self) -> Any:
+        return self.writer()
 
     @property
     def location(self) -> str:
@@ -132,8 +134,8 @@ class S3Lake(Lake):
                 head = self.client.head_object(Bucket=self.bucket, Key=self.key(STATE_KEY))
             except Exception as exc:
                 if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                    raise UsageError(f"no trailscan lake at {self.uri} (run `trailscan ingest "
-                                     "--lake ...` first)") from None
+                    raise NoLake(f"no trailscan lake at {self.uri} (run `trailscan ingest "
+                                 "--lake ...` first)") from None
                 raise source_error(exc, self._where(STATE_KEY)) from None
             etag = str(head["ETag"]).strip('"')
             snapshots = self.root / "_snapshots"
@@ -393,6 +395,7 @@ class _Writing(contextlib.AbstractContextManager["_Writing"]):
         self.lake = lake
 
     def __enter__(self) -> _Writing:
+        self.lake._snapshot = None  # a lake opened for reading now writes its working copy
         self.lake._lock()
         try:
             self.lake._pull()
