@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pytest
 from click.testing import CliRunner
 from conftest import check_invariant, ingest_cli, make_record, run_cli, write_records
-from s3_helpers import moto_server, s3_client
+from s3_helpers import Proxy, moto_server, s3_client
 
 import trailscan
 from trailscan.cli import cli
@@ -489,6 +489,15 @@ def test_errors_are_one_line(endpoint: str, creds: None, tmp_path: Path,
                      "http://127.0.0.1:9")  # nothing listens there
     assert result.exit_code == 1 and result.stderr.startswith("Error: s3://") and \
         "cannot connect" in result.stderr and result.stderr.count("\n") == 1
+    proxy = Proxy(endpoint)
+    proxy.deny = True
+    try:
+        for args in (("ingest", src), ("query", "SELECT 1")):
+            result = run_cli(*args, "--lake", f"s3://{bucket}/l", "--endpoint-url", proxy.url)
+            assert result.exit_code == 1
+            assert result.stderr == f"Error: s3://{bucket}/l: access denied (AccessDenied)\n"
+    finally:
+        proxy.close()
     for name in CREDS:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -228,7 +228,7 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
     from .summary import summarize
 
     stats = _run_ingest(sources, lake, quiet=as_json, validate=None, **options)
-    target = lake_ref(stats.lake, options["aws"])  # an s3:// lake keeps its AWS options
+    target: Any = lake_ref(stats.lake, options["aws"])  # an s3:// lake keeps its AWS options
     findings = run_rules(target, load_rules(), store=True)
     by_severity = {s: 0 for s in reversed(SEVERITIES)}
     for severity in findings.column("severity").to_pylist():
