@@ -23,6 +23,7 @@ from conftest import check_invariant, ingest_cli, make_record, run_cli, write_re
 from s3_helpers import Proxy, moto_server, s3_client
 
 import trailscan
+from trailscan import lake_s3
 from trailscan.cli import cli
 from trailscan.errors import LakeError, SourceError
 from trailscan.ingest import ingest
@@ -364,7 +365,7 @@ main()
 
 
 def test_a_writer_killed_before_publishing_the_state_changes_nothing_readers_see(
-        endpoint: str, creds: None, tmp_path: Path) -> None:
+        endpoint: str, creds: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bucket = new_bucket(endpoint)
     uri, src = f"s3://{bucket}/l", tmp_path / "src"
     expected: list[str] = []
@@ -372,6 +373,7 @@ def test_a_writer_killed_before_publishing_the_state_changes_nothing_readers_see
         expected += _day_batch(src, run)
         ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
     state = s3_client(endpoint).head_object(Bucket=bucket, Key=f"l/{STATE_KEY}")["ETag"]
+    before = set(keys(endpoint, bucket, "l/"))
     late = _day_batch(src, COMPACT_AFTER) + _day_batch(src, 1, day="2024-03-09")
     killed = subprocess.run([sys.executable, "-c", _KILL_AT_STATE_PUT, "ingest", str(src),
                              "--lake", uri, "--endpoint-url", endpoint, "--workers", "1"],
@@ -384,9 +386,15 @@ def test_a_writer_killed_before_publishing_the_state_changes_nothing_readers_see
     result = run_cli("ingest", src, "--lake", uri, "--endpoint-url", endpoint)
     assert result.exit_code == 1 and "being written by another" in result.stderr
     client.delete_object(Bucket=bucket, Key=f"l/{LOCK_KEY}")  # as the message says
+    orphans = set(keys(endpoint, bucket, "l/")) - before
+    assert orphans and all("/events/" in k or "/quarantine/" in k for k in orphans)
+    monkeypatch.setattr(lake_s3, "GARBAGE_AGE_SECONDS", 0)  # instead of waiting an hour
     stats = ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
     assert stats["events_written"] == 6 and stats["files_compacted"] == 1
     assert _ids(uri, endpoint) == sorted(expected + late)
+    # The next writer deleted the killed run's objects: the bucket holds what the state lists.
+    assert not orphans & set(keys(endpoint, bucket, "l/"))
+    assert len(keys(endpoint, bucket, "l/events/event_date=2024-03-01/")) == 1
 
 
 def test_a_reader_that_lost_a_race_with_compaction_rereads_the_new_state(

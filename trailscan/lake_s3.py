@@ -34,6 +34,10 @@ LOCK_KEY = "_trailscan/lock"
 CACHE_ENV = "TRAILSCAN_CACHE"
 UPLOAD_THREADS = 8
 SNAPSHOTS_KEPT_SECONDS = 3600  # older reader snapshots of the state are removed
+# Unreferenced objects (left by a publish that failed or was killed) are deleted by the next
+# writer once they are this old: far longer than any publish takes between its uploads and its
+# state put, so a writer that raced the lock never loses the objects it is about to publish.
+GARBAGE_AGE_SECONDS = 3600
 _S3_DDL = "CREATE TABLE IF NOT EXISTS s3_quarantine (path TEXT PRIMARY KEY, run_id TEXT);"
 
 
@@ -339,6 +343,30 @@ class S3Lake(Lake):
             (self.root / path).unlink(missing_ok=True)
         self._base = (None, files, runs)
 
+    def collect_garbage(self, age: float | None = None) -> int:
+        """Delete data and quarantine objects no published state references, older than `age`
+        seconds (a lock holder only; best effort). Returns how many were deleted."""
+        age = GARBAGE_AGE_SECONDS if age is None else age
+        with self._db() as db:
+            files = {self.key(p) for (p,) in db.execute("SELECT path FROM files")}
+            runs = {r for (r,) in db.execute("SELECT run_id FROM runs")}
+        cutoff = time.time() - age
+        garbage: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for area in ("events/", "quarantine/"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + area):
+                for obj in page.get("Contents", []):
+                    key = str(obj["Key"])
+                    run = key[len(self.prefix + area):].split("/", 1)[0]
+                    referenced = key in files if area == "events/" else run in runs
+                    if not referenced and obj["LastModified"].timestamp() < cutoff:
+                        garbage.append(key)
+        for start in range(0, len(garbage), 1000):
+            batch = [{"Key": k} for k in garbage[start:start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch,
+                                                                   "Quiet": True})
+        return len(garbage)
+
     def _put_state(self, snapshot: Path, etag: str | None) -> None:
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
@@ -408,5 +436,7 @@ class _Writing(contextlib.AbstractContextManager["_Writing"]):
         try:
             if kind is None:
                 self.lake.publish()
+                with contextlib.suppress(Exception):  # only tidies; the run is published
+                    self.lake.collect_garbage()
         finally:
             self.lake._unlock()
