@@ -177,7 +177,7 @@ def test_detect_finds_the_same_findings_and_stores_them_in_the_bucket(lakes: Lak
     assert key(stored) == key(remote)
 
 
-def test_investigate_and_summary_read_the_s3_lake(lakes: Lakes, creds: None) -> None:
+def test_investigate_and_quarantine_read_the_s3_lake(lakes: Lakes, creds: None) -> None:
     rows = cli_json(*lakes.s3("query", "SELECT userIdentity.arn AS arn, count(*) AS n FROM "
                                        "cloudtrail WHERE userIdentity.arn IS NOT NULL "
                                        "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"))
