@@ -29,7 +29,21 @@ def _stderr() -> Any:
 
 def lake_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
-                        help="Lake directory [default: $TRAILSCAN_LAKE or ./trailscan-lake].")(func)
+                        help="Lake directory or s3://bucket/prefix [default: $TRAILSCAN_LAKE or "
+                        "./trailscan-lake].")(func)
+
+
+def lake_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--lake plus --profile/--aws-region/--endpoint-url to reach an s3:// lake; the command
+    receives `lake` as a directory or an S3LakeRef (the location with its AWS options)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, lake: str | None, aws: Any, **kwargs: Any) -> Any:
+        from .lake_s3 import lake_ref
+
+        return func(*args, lake=lake_ref(lake, aws), **kwargs)
+
+    return lake_option(aws_options(wrapper))
 
 
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,7 +79,8 @@ def aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     for option in reversed([
         click.option("--profile", default=None,
-                     help="AWS profile for s3:// and aws-event-history:// sources."),
+                     help="AWS profile for s3:// and aws-event-history:// sources and "
+                          "s3:// lakes."),
         click.option("--aws-region", default=None,
                      help="AWS region of the S3/CloudTrail clients [default: boto3's]."),
         click.option("--endpoint-url", default=None,
@@ -209,14 +224,16 @@ def ingest(sources: tuple[str, ...], lake: str | None, as_json: bool, validate: 
 def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: Any) -> None:
     """Ingest (+ validate when digests are present), run every detection, summarise."""
     from .detections import SEVERITIES, load_rules, run_rules
+    from .lake_s3 import lake_ref
     from .summary import summarize
 
     stats = _run_ingest(sources, lake, quiet=as_json, validate=None, **options)
-    findings = run_rules(stats.lake, load_rules(), store=True)
+    target: Any = lake_ref(stats.lake, options["aws"])  # an s3:// lake keeps its AWS options
+    findings = run_rules(target, load_rules(), store=True)
     by_severity = {s: 0 for s in reversed(SEVERITIES)}
     for severity in findings.column("severity").to_pylist():
         by_severity[severity] += 1
-    summary = summarize(stats.lake)
+    summary = summarize(target)
     if as_json:
         click.echo(orjson.dumps({"ingest": stats.as_dict(), "summary": summary,
                                  "findings_by_severity": by_severity,
@@ -253,7 +270,8 @@ def scan(sources: tuple[str, ...], lake: str | None, as_json: bool, **options: A
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verbose", "-v", is_flag=True, help="One line per digest and log file.")
 @click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
-              help="Lake whose key cache to use, and where verdicts are recorded if it exists.")
+              help="Lake (directory or s3://bucket/prefix) whose key cache to use, and where "
+                   "verdicts are recorded if it exists.")
 @aws_options
 @handle_errors
 def validate(source: str, public_keys: str | None, since: str | None, until: str | None,
@@ -261,16 +279,16 @@ def validate(source: str, public_keys: str | None, since: str | None, until: str
              as_json: bool, verbose: bool, lake: str | None, aws: Any) -> None:
     """Validate CloudTrail digest chains, signatures and log-file hashes (exit 1 if invalid)."""
     from .integrity import format_text
-    from .lake import Lake, resolve_path
+    from .lake import Lake
     from .validation import record, validate_source
 
-    existing = Lake.open(lake) if (resolve_path(lake) / "_trailscan" / "state.db").exists() \
-        else None
+    existing = Lake.existing(lake, aws=aws)
     report = validate_source(source, public_keys=public_keys, lake=existing,
                              filters=_filters(since, until, accounts, regions), aws=aws,
                              bucket=bucket)
     if existing is not None:
-        record(existing, source, report)
+        with existing.recording():
+            record(existing, source, report)
     if as_json:
         click.echo(orjson.dumps(report.to_json()).decode())
     else:
@@ -317,7 +335,7 @@ def sync(source: str, target: str, since: str | None, until: str | None,
 
 @cli.command()
 @click.argument("sql")
-@lake_option
+@lake_options
 @output_options
 @click.option("--dialect", type=click.Choice(("duckdb", "athena")), default="duckdb",
               show_default=True,
@@ -332,7 +350,7 @@ def query(sql: str, lake: str | None, fmt: str, output: str | None, dialect: str
 
 
 @cli.command()
-@lake_option
+@lake_options
 @click.option("--dialect", type=click.Choice(("duckdb", "athena")), default="duckdb",
               show_default=True, help="SQL dialect to start with (.dialect switches).")
 @handle_errors
@@ -345,7 +363,7 @@ def shell(lake: str | None, dialect: str) -> None:
 
 
 @cli.command()
-@lake_option
+@lake_options
 @click.option("--principal", help="An IAM user, role or assumed-role session ARN.")
 @click.option("--access-key", help="An access key id (AKIA... or ASIA...).")
 @click.option("--ip", help="A source IP address.")
@@ -371,7 +389,7 @@ def investigate(lake: str | None, principal: str | None, access_key: str | None,
 
 
 @cli.command()
-@lake_option
+@lake_options
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="The HTML file to write (self-contained, works offline).")
 @handle_errors
@@ -383,7 +401,7 @@ def report(lake: str | None, output: str) -> None:
 
 
 @cli.command()
-@lake_option
+@lake_options
 @output_options
 @handle_errors
 def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
@@ -405,7 +423,7 @@ def rules_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @cli.command()
-@lake_option
+@lake_options
 @rules_dir_option
 @click.option("--rule", "rule_ids", multiple=True, help="Only this rule id (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Only rules with this tag (repeatable).")

@@ -446,14 +446,15 @@ def store_findings(lake: Lake, findings: pa.Table) -> Path:
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
+    lake.stored(FINDINGS_FILE)
     return target
 
 
 def findings_view(con: Any, lake: Lake) -> None:
     """Create the view `findings` on `con` (empty when no detect run has stored findings)."""
-    path = lake.root / FINDINGS_FILE
-    if path.exists():
-        literal = str(path).replace("'", "''")
+    location = lake.findings_location(FINDINGS_FILE)
+    if location is not None:
+        literal = location.replace("'", "''")
         con.execute(f"CREATE OR REPLACE VIEW findings AS SELECT * FROM read_parquet('{literal}')")
     else:
         con.register("_trailscan_findings_empty", FINDINGS_SCHEMA.empty_table())
@@ -463,5 +464,5 @@ def findings_view(con: Any, lake: Lake) -> None:
 def load_findings(lake_path: str | os.PathLike[str] | None) -> pa.Table:
     """The stored findings of the last full detect run (empty if none)."""
     lake = Lake.open(lake_path)
-    path = lake.root / FINDINGS_FILE
-    return pq.read_table(path) if path.exists() else FINDINGS_SCHEMA.empty_table()
+    location = lake.findings_location(FINDINGS_FILE)
+    return lake.read_table(location) if location else FINDINGS_SCHEMA.empty_table()

@@ -15,6 +15,10 @@ class UsageError(TrailscanError):
     exit_code = 2
 
 
+class NoLake(UsageError):
+    """There is no lake where one was expected (nothing ingested there yet)."""
+
+
 class LakeError(TrailscanError):
     """The lake is unreadable, locked or inconsistent."""
 

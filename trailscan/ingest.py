@@ -317,8 +317,8 @@ def ingest(
     started = time.perf_counter()
     filters = filters or Filters()
     opened = open_sources(sources, filters, aws)
-    lake = Lake.open(lake_path, create=True)
-    stats = IngestStats(lake=str(lake.root))
+    lake = Lake.open(lake_path, create=True, aws=aws)
+    stats = IngestStats(lake=lake.location)
     if objects is not None:
         listing: Iterable[SourceObject | Unreadable] = objects
     else:
@@ -379,7 +379,8 @@ def ingest(
             result = dedupe(lake, files)
         except duckdb.Error as exc:  # e.g. a damaged data file in the lake
             first = str(exc).strip().splitlines()[0]
-            raise LakeError(f"cannot read the lake's data files in {lake.root}: {first}") from None
+            raise LakeError(f"cannot read the lake's data files in {lake.location}: "
+                            f"{first}") from None
         stats.events_duplicate = result.duplicates
         stats.conflicting_event_ids = result.conflicting_event_ids
         stats.events_written = kept - result.duplicates

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema
-from .errors import LakeError, UsageError
+from .errors import LakeError, NoLake, UsageError
 
 T = TypeVar("T")
 DEFAULT_LAKE = "trailscan-lake"
@@ -118,8 +118,25 @@ class Lake:
         self.meta = root / "_trailscan"
         self.staging = root / "_staging"
 
+    @property
+    def location(self) -> str:
+        """Where the lake is, as users name it (a directory here, `s3://...` for S3Lake)."""
+        return str(self.root)
+
+    @property
+    def state_file(self) -> Path:
+        return self.meta / "state.db"
+
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = False) -> Lake:
+    def open(cls, path: str | os.PathLike[str] | Any = None, *, create: bool = False,
+             aws: Any = None) -> Lake:
+        """The lake at `path` (--lake, else $TRAILSCAN_LAKE, else ./trailscan-lake). An
+        `s3://bucket/prefix` (or an S3LakeRef carrying AWS options) opens an S3Lake."""
+        if str(path if path is not None else os.environ.get(LAKE_ENV) or "").startswith("s3://"):
+            from .lake_s3 import S3Lake
+
+            return S3Lake.open_uri(path if path is not None else os.environ[LAKE_ENV],
+                                   create=create, aws=aws)
         root = resolve_path(path)
         lake = cls(root)
         if create:
@@ -130,8 +147,8 @@ class Lake:
                 raise UsageError(f"cannot use {root} as a lake: {exc.strerror or exc}") from None
             with lake._db() as db:
                 db.executescript(_DDL)
-        elif not (lake.meta / "state.db").exists():
-            raise UsageError(f"no trailscan lake at {root} (run `trailscan ingest` first)")
+        elif not lake.state_file.exists():
+            raise NoLake(f"no trailscan lake at {root} (run `trailscan ingest` first)")
         else:
             with lake._db() as db:  # lakes made by older versions gain new tables
                 db.executescript(_DDL)
@@ -142,15 +159,15 @@ class Lake:
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
-            db = sqlite3.connect(self.meta / "state.db", timeout=60, isolation_level=None)
+            db = sqlite3.connect(self.state_file, timeout=60, isolation_level=None)
         except sqlite3.Error as exc:
-            raise LakeError(f"cannot open the lake state {self.meta / 'state.db'}: {exc}") from None
+            raise LakeError(f"cannot open the lake state {self.state_file}: {exc}") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             yield db
         except sqlite3.DatabaseError as exc:  # not a database, corrupt, locked for over 60 s
-            raise LakeError(f"lake state {self.meta / 'state.db'}: {exc}") from None
+            raise LakeError(f"lake state {self.state_file}: {exc}") from None
         finally:
             db.close()
 
@@ -172,12 +189,32 @@ class Lake:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise LakeError(f"lake {self.root} is being written by another trailscan "
+                raise LakeError(f"lake {self.location} is being written by another trailscan "
                                 "process; try again when it has finished") from None
-            self.recover()
-            yield self
+            with self._exclusive():
+                self.recover()
+                yield self
         finally:
             handle.close()
+
+    @classmethod
+    def existing(cls, path: str | os.PathLike[str] | Any = None, *, aws: Any = None) -> Lake | None:
+        """The lake at `path` if there is one (validate records its verdicts there)."""
+        try:
+            return cls.open(path, aws=aws)
+        except NoLake:
+            return None
+
+    @contextmanager
+    def recording(self) -> Iterator[Lake]:
+        """Around changes to the state made outside an ingest (validation verdicts): a SQLite
+        transaction is enough on disk; an S3 lake needs the writer's lock and publish."""
+        yield self
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Held inside the local lock around a write (S3Lake: the remote lock and publish)."""
+        yield
 
     def recover(self) -> None:
         """Complete committed renames, then drop uncommitted staging data."""
@@ -229,7 +266,7 @@ class Lake:
         were made: a concurrent writer compacted it away or finished moving it into place."""
         import duckdb
 
-        return isinstance(exc, duckdb.IOException) and str(self.root) in str(exc)
+        return isinstance(exc, duckdb.IOException) and self.location in str(exc)
 
     def reading(self, work: Callable[[], T], attempts: int = 5) -> T:
         """Run `work` (which connects and reads) until it reads one committed state whole.
@@ -246,7 +283,7 @@ class Lake:
                     raise
                 if attempt + 1 == attempts:
                     first = str(exc).strip().splitlines()[0]
-                    raise LakeError(f"lake {self.root} kept changing while being read "
+                    raise LakeError(f"lake {self.location} kept changing while being read "
                                     f"({attempts} attempts); try again: {first}") from None
         raise AssertionError("unreachable")
 
@@ -319,6 +356,28 @@ class Lake:
 
     # --- reading --------------------------------------------------------------------------
 
+    def data_locations(self) -> list[str]:
+        """The data files of one committed state, as DuckDB reads them."""
+        return [str(p) for p in self.data_files()]
+
+    def quarantine_locations(self) -> list[str]:
+        return sorted(str(p) for p in self.quarantine.glob("*/quarantine-*.ndjson"))
+
+    def findings_location(self, relative: Path) -> str | None:
+        """The stored findings file as DuckDB reads it, None when there is none."""
+        path = self.root / relative
+        return str(path) if path.exists() else None
+
+    def read_table(self, location: str) -> pa.Table:
+        """A whole Parquet file of the lake (as `findings_location` names it)."""
+        return pq.read_table(location)
+
+    def stored(self, relative: Path) -> None:
+        """Called after a file under the lake root was replaced outside a write (findings)."""
+
+    def prepare(self, con: Any) -> None:
+        """Make the lake's files readable on `con` (S3Lake registers its filesystem)."""
+
     def connect(self, database: str = ":memory:") -> Any:
         """A DuckDB connection with the views `cloudtrail`, `quarantine`, `manifest`, `findings`,
         `integrity` and `integrity_problems`."""
@@ -328,13 +387,14 @@ class Lake:
         con.execute("SET TimeZone = 'UTC'")
         bound_memory(con, Path(tempfile.gettempdir()) / f"trailscan-duckdb-{os.getuid()}")
         try:
+            self.prepare(con)
             create_views(con, self)
         except duckdb.Error as exc:  # e.g. a damaged data file: one line, not a traceback
             con.close()
             if self.vanished(exc):
                 raise
             first = str(exc).strip().splitlines()[0]
-            raise LakeError(f"cannot read lake {self.root}: {first}") from None
+            raise LakeError(f"cannot read lake {self.location}: {first}") from None
         return con
 
 
@@ -354,7 +414,7 @@ def bound_memory(con: Any, spill_to: Path) -> None:
 
 
 def create_views(con: Any, lake: Lake) -> None:
-    files = [str(p) for p in lake.data_files()]
+    files = lake.data_locations()
     if files:
         # event_date from our own directory name only: a folder above the lake that merely looks
         # like key=value must not become a column.
@@ -381,7 +441,7 @@ def create_views(con: Any, lake: Lake) -> None:
     from .athena import create_view  # `cloudtrail_logs`: AWS's Athena table over `cloudtrail`
 
     create_view(con)
-    quarantine_files = sorted(str(p) for p in lake.quarantine.glob("*/quarantine-*.ndjson"))
+    quarantine_files = lake.quarantine_locations()
     if quarantine_files:
         con.execute(
             f"CREATE OR REPLACE VIEW quarantine AS SELECT * FROM read_json("

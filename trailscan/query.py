@@ -34,7 +34,7 @@ def _run_once(lake: Lake, sql: str, dialect: str) -> pa.Table:
         if lake.vanished(exc):
             raise
         first = str(exc).strip().splitlines()[0]
-        raise LakeError(f"cannot read lake {lake.root}: {first}") from None
+        raise LakeError(f"cannot read lake {lake.location}: {first}") from None
     try:
         relation = con.sql(sql)
         if relation is None:  # a statement without rows

@@ -50,7 +50,7 @@ def collect(lake_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         def rows(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
             return con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
 
-        data: dict[str, Any] = {"lake": str(lake.root),
+        data: dict[str, Any] = {"lake": lake.location,
                                 "generated": datetime.now(UTC).replace(microsecond=0)}
         (data["events"], data["first"], data["last"], data["accounts"], data["regions"],
          data["errors"]) = rows(

@@ -92,7 +92,7 @@ def run_shell(lake_path: str | os.PathLike[str] | None, stdin: TextIO, out: Bina
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401  (line editing and history for input())
-        shell.say(f"trailscan shell on {lake.root} ({dialect}); .help for help, .quit to leave")
+        shell.say(f"trailscan shell on {lake.location} ({dialect}); .help for help, .quit to leave")
     buffer: list[str] = []
     try:
         while True:
