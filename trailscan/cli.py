@@ -394,6 +394,25 @@ def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
                    "ORDER BY run_id, source, record_index", lake), fmt, output)
 
 
+@cli.command("athena-ddl")
+@click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
+              help="The lake: s3://bucket/prefix or a directory [default: $TRAILSCAN_LAKE or "
+                   "./trailscan-lake]. Only its location is used; it need not exist here.")
+@click.option("--database", default=None, help="Database (schema) to create the table in.")
+@click.option("--table", default="cloudtrail", show_default=True, help="Table name.")
+@click.option("--dialect", type=click.Choice(("all", "athena", "trino", "spark")), default="all",
+              show_default=True, help="Which engine's statements to print.")
+@handle_errors
+def athena_ddl(lake: str | None, database: str | None, table: str, dialect: str) -> None:
+    """Print CREATE TABLE statements that make the lake queryable in Athena, Trino and Spark."""
+    from .ddl import all_ddl, table_ddl
+    from .lake import resolve_path
+
+    location = lake if lake and "://" in lake else str(resolve_path(lake))
+    click.echo(all_ddl(location, database, table) if dialect == "all"
+               else table_ddl(location, dialect, database, table), nl=False)
+
+
 # --- detections ------------------------------------------------------------------------------
 
 _SEVERITY_CHOICE = click.Choice(("info", "low", "medium", "high", "critical"))
