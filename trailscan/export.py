@@ -111,10 +111,14 @@ def translate(sql: str, params: dict[str, Any], dialect: str) -> str:
         if leftover:
             raise _Unsupported(f"no {dialect} equivalent for {', '.join(leftover)}")
     try:
-        return tree.sql(dialect=_SQLGLOT[dialect], pretty=True,
-                        unsupported_level=ErrorLevel.RAISE)
+        out = tree.sql(dialect=_SQLGLOT[dialect], pretty=True, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         raise _Unsupported(" ".join(str(exc).split())) from None
+    if dialect != "duckdb":  # whatever sqlglot passed through by name (not as Anonymous)
+        names = {m.lower() for m in re.findall(r"\b([A-Za-z_]+)\s*\(", out)} & _DUCKDB_ONLY
+        if names:
+            raise _Unsupported(f"no {dialect} equivalent for {', '.join(sorted(names))}")
+    return out
 
 
 def _name(node: Any) -> str:
@@ -500,6 +504,9 @@ def _json(tree: Any, dialect: str) -> Any:
                 this=exp.column(e.copy()), expression=exp.Literal.string(rest))
             return exp.Transform(this=items, expression=exp.Lambda(this=inner,
                                                                    expressions=[e]))
+        json_type = getattr(exp, "JSONType", None)
+        if json_type is not None and isinstance(node, json_type):
+            node = exp.Anonymous(this="json_type", expressions=[node.this, node.expression])
         if isinstance(node, exp.Anonymous) and _name(node) == "json_type":
             value, path = node.expressions
             text = (exp.func("get_json_object", value.copy(), path.copy()) if dialect == "spark"
@@ -543,6 +550,10 @@ def _lists(tree: Any, dialect: str) -> Any:
             return exp.ArrayConcat(this=exp.Coalesce(this=parts[0].copy(), expressions=[
                 exp.Array(expressions=[])]), expressions=[exp.Coalesce(
                     this=p.copy(), expressions=[exp.Array(expressions=[])]) for p in parts[1:]])
+        full_match = getattr(exp, "RegexpFullMatch", None)
+        if full_match is not None and isinstance(node, full_match):
+            node = exp.Anonymous(this="regexp_full_match", expressions=[node.this,
+                                                                        node.expression])
         if isinstance(node, exp.Anonymous) and _name(node) == "regexp_full_match":
             value, pattern = node.expressions
             if not isinstance(pattern, exp.Literal):
