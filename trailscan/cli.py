@@ -523,6 +523,34 @@ def rules_test(rule_ids: tuple[str, ...], rules_dir: str | None) -> None:
     sys.exit(EXIT_FAILURE if failed else EXIT_OK)
 
 
+@rules.command("export")
+@click.option("--dialect", type=click.Choice(("spark", "trino", "athena", "duckdb")),
+              required=True, help="Engine to write SQL for.")
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
+              help="Write one <rule id>.sql per rule into this directory [default: all to "
+                   "stdout].")
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule id (repeatable).")
+@rules_dir_option
+@handle_errors
+def rules_export(dialect: str, output: str | None, rule_ids: tuple[str, ...],
+                 rules_dir: str | None) -> None:
+    """Write the rules as SQL for Spark, Trino, Athena or DuckDB (exit 1 if one cannot be)."""
+    from .detections import load_rules, select_rules
+    from .export import as_script, export_rules, write_exports
+
+    exported = export_rules(select_rules(load_rules(rules_dir), rule_ids), dialect)
+    if output is not None:
+        write_exports(exported, output)
+    else:
+        click.echo(as_script(exported), nl=False)
+    failed = [item for item in exported if not item.ok]
+    for item in failed:
+        click.echo(f"not exported: {item.rule.id}: {terminal_line(item.reason or '')}", err=True)
+    click.echo(f"{len(exported) - len(failed)} rules exported for {dialect}"
+               f"{f' to {output}' if output else ''}, {len(failed)} not expressible", err=True)
+    sys.exit(EXIT_FAILURE if failed else EXIT_OK)
+
+
 @rules.command("lint")
 @rules_dir_option
 @handle_errors

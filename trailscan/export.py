@@ -13,15 +13,17 @@ with the reason instead of being written as broken SQL.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from . import rule_params
 from .detections import Rule
-from .errors import TrailscanError
+from .errors import UsageError
 
 DIALECTS = ("duckdb", "spark", "trino", "athena")
 _SQLGLOT = {"duckdb": "duckdb", "spark": "spark", "trino": "trino", "athena": "athena"}
@@ -35,8 +37,8 @@ _DUCKDB_ONLY = frozenset({"getvariable", "mad", "format_bytes", "time_bucket", "
                           "list_append", *rule_params.MACRO_DEFINITIONS})
 
 
-class ExportError(TrailscanError):
-    """A rule cannot be expressed in the requested dialect."""
+class ExportError(UsageError):
+    """An export was asked for something that does not exist (an unknown dialect)."""
 
 
 class _Unsupported(Exception):
@@ -83,6 +85,27 @@ def export_rule(rule: Rule, dialect: str) -> ExportedRule:
 
 def export_rules(rules: list[Rule], dialect: str) -> list[ExportedRule]:
     return [export_rule(rule, dialect) for rule in rules]
+
+
+def write_exports(exported: list[ExportedRule], directory: str | os.PathLike[str]) -> list[Path]:
+    """One `<rule id>.sql` per exported rule in `directory` (created); the files written."""
+    target = Path(directory)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {target}: {exc.strerror or exc}") from None
+    written = []
+    for item in exported:
+        if item.sql is not None:
+            path = target / f"{item.rule.id}.sql"
+            path.write_text(item.sql.rstrip("\n") + ";\n", encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def as_script(exported: list[ExportedRule]) -> str:
+    """All exported rules as one script, statements ending with `;`."""
+    return "\n".join(item.sql.rstrip("\n") + ";\n" for item in exported if item.sql is not None)
 
 
 # --- the translation --------------------------------------------------------------------------
@@ -565,9 +588,30 @@ def _lists(tree: Any, dialect: str) -> Any:
     return _transform(tree, rewrite)
 
 
+def _trino_semantics(tree: Any, dialect: str) -> Any:
+    """Trino's regexp_extract gives NULL where DuckDB's (and Spark's) gives '' (no match);
+    Trino's arbitrary() already skips NULLs and takes no IGNORE NULLS."""
+    from sqlglot import exp
+
+    if dialect not in ("trino", "athena"):
+        return tree
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, exp.RegexpExtract):
+            value = node.this.copy()
+            return exp.Coalesce(this=node.copy(), expressions=[exp.Case(ifs=[exp.If(
+                this=exp.Not(this=exp.Is(this=value, expression=exp.Null())),
+                true=exp.Literal.string(""))])])
+        if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):
+            return node.this.copy()
+        return node
+
+    return _transform(tree, rewrite)
+
+
 _REWRITES: tuple[Callable[[Any, str], Any], ...] = (
     _no_materialized, _inline_windows, _fold_intervals, _group_by_all, _median_mad, _format,
-    _format_bytes, _time_bucket, _json, _lists,
+    _format_bytes, _time_bucket, _json, _lists, _trino_semantics,
 )
 
 
