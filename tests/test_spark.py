@@ -8,7 +8,9 @@ Needs pyspark and Java 17+ (`.ci/run` installs both); skipped without them.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +25,27 @@ from trailscan.detections import load_rules
 from trailscan.export import export_rule, translate
 from trailscan.lake import _INTEGRITY_COLUMNS, Lake
 
+
+def _java_major() -> int:
+    """The major version of `java` on PATH (0 when there is none)."""
+    if shutil.which("java") is None:
+        return 0
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not found:
+        return 0
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
+
+
 pytestmark = [
     pytest.mark.spark,
     pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
-                       reason="pyspark is not installed (pip install 'pyspark>=4,<5')"),
-    pytest.mark.skipif(shutil.which("java") is None,
-                       reason="no java on PATH (Spark needs Java 17+)"),
+                       reason="pyspark is not installed (pip install -e '.[spark]')"),
+    pytest.mark.skipif(_java_major() < 17, reason="Spark 4 needs Java 17+ on PATH"),
 ]
 
 RULES = load_rules()
