@@ -264,8 +264,11 @@ def _inline_windows(tree: Any, dialect: str) -> Any:
                 window.set("alias", None)
                 for key in ("partition_by", "order", "spec"):
                     value = definition.args.get(key)
-                    window.set(key, value.copy() if hasattr(value, "copy") else (
-                        [v.copy() for v in value] if isinstance(value, list) else value))
+                    if isinstance(value, list):  # each use gets its own nodes
+                        value = [v.copy() for v in value]
+                    elif value is not None:
+                        value = value.copy()
+                    window.set(key, value)
         select.set("windows", None)
     return tree
 
@@ -590,7 +593,8 @@ def _lists(tree: Any, dialect: str) -> Any:
 
 def _trino_semantics(tree: Any, dialect: str) -> Any:
     """Trino's regexp_extract gives NULL where DuckDB's (and Spark's) gives '' (no match);
-    Trino's arbitrary() already skips NULLs and takes no IGNORE NULLS."""
+    Trino's arbitrary() already skips NULLs and takes no IGNORE NULLS; Trino appends to an array
+    with concat."""
     from sqlglot import exp
 
     if dialect not in ("trino", "athena"):
@@ -604,6 +608,10 @@ def _trino_semantics(tree: Any, dialect: str) -> Any:
                 true=exp.Literal.string(""))])])
         if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):
             return node.this.copy()
+        if isinstance(node, exp.ArrayAppend):  # Trino has no array_append; NULL list = empty
+            return exp.ArrayConcat(this=exp.Coalesce(this=node.this.copy(), expressions=[
+                exp.Array(expressions=[])]), expressions=[exp.Array(expressions=[
+                    node.expression.copy()])])
         return node
 
     return _transform(tree, rewrite)
@@ -613,13 +621,3 @@ _REWRITES: tuple[Callable[[Any, str], Any], ...] = (
     _no_materialized, _inline_windows, _fold_intervals, _group_by_all, _median_mad, _format,
     _format_bytes, _time_bucket, _json, _lists, _trino_semantics,
 )
-
-
-def principal_sql(dialect: str, finding_principal: bool = False) -> str:
-    """The finding's principal over a rule's output rows, in `dialect` (what `detect` groups
-    by: `finding_principal` when the rule returns one, else `ts_principal(userIdentity)`)."""
-    sql = "ts_principal(userIdentity)"
-    if finding_principal:
-        sql = f"coalesce(finding_principal, {sql})"
-    return translate(f"SELECT {sql} AS principal", {}, dialect).split("SELECT", 1)[1].rsplit(
-        "AS principal", 1)[0].strip()
