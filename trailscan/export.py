@@ -208,6 +208,9 @@ def _substitute(body: Any, bindings: dict[str, Any]) -> Any:
             parts = node.parts
             if parts and parts[0].name in bindings:
                 value = bindings[parts[0].name].copy()
+                if not isinstance(value, exp.Column | exp.Literal | exp.Func | exp.Paren
+                                  | exp.Dot | exp.Bracket):
+                    value = exp.Paren(this=value)  # `a || b` as an argument stays one operand
                 return exp.Dot.build([value, *[p.copy() for p in parts[1:]]]) if len(
                     parts) > 1 else value
         return node
@@ -366,12 +369,13 @@ def _array_median(array: Any) -> Any:
     def at(index: Any) -> Any:
         return exp.func("element_at", values.copy(), exp.cast(index, "INT"))
 
-    low = at(exp.Floor(this=exp.Div(this=exp.Add(this=size.copy(), expression=exp.Literal.number(
-        1)), expression=exp.Literal.number(2.0))))
+    # Trees built by hand get no automatic parentheses: every compound operand is a Paren.
+    low = at(exp.Floor(this=exp.Div(this=exp.Paren(this=exp.Add(
+        this=size.copy(), expression=exp.Literal.number(1))), expression=exp.Literal.number(2.0))))
     high = at(exp.Add(this=exp.Floor(this=exp.Div(this=size.copy(), expression=exp.Literal.number(
         2.0))), expression=exp.Literal.number(1)))
-    middle = exp.Div(this=exp.Paren(this=exp.Add(this=low, expression=high)),
-                     expression=exp.Literal.number(2.0))
+    middle = exp.cast(exp.Paren(this=exp.Add(this=low, expression=high)), "DOUBLE")
+    middle = exp.Div(this=middle, expression=exp.Literal.number(2.0))
     return exp.Case(ifs=[exp.If(this=exp.EQ(this=size, expression=exp.Literal.number(0)),
                                 true=exp.Null())], default=middle)
 
@@ -436,7 +440,7 @@ def _format_bytes(tree: Any, dialect: str) -> Any:
     def rewrite(node: Any) -> Any:
         if not (isinstance(node, exp.Anonymous) and _name(node) == "format_bytes"):
             return node
-        value = node.expressions[0]
+        value = exp.Paren(this=node.expressions[0].copy())
         ifs = []
         for power, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
             size = exp.Literal.number(1024 ** power)
@@ -517,19 +521,24 @@ def _json(tree: Any, dialect: str) -> Any:
             if split is None:
                 return node
             base, rest = split
-            items = _json_items(node.this.copy(), base, dialect)
             scalar = isinstance(node, exp.JSONExtractScalar)
-            if rest == "$":
-                if scalar and dialect != "spark":
-                    return exp.cast(exp.func("json_extract", node.this.copy(),
-                                             exp.Literal.string(base)),
-                                    exp.DataType.build("ARRAY(VARCHAR)", dialect="trino"))
-                return items
-            e = exp.to_identifier("_e")
-            inner = (exp.JSONExtractScalar if scalar else exp.JSONExtract)(
-                this=exp.column(e.copy()), expression=exp.Literal.string(rest))
-            return exp.Transform(this=items, expression=exp.Lambda(this=inner,
-                                                                   expressions=[e]))
+            if rest == "$" and scalar and dialect != "spark":  # a list of strings
+                items = exp.cast(exp.func("json_extract", node.this.copy(),
+                                          exp.Literal.string(base)),
+                                 exp.DataType.build("ARRAY(VARCHAR)", dialect="trino"))
+            else:
+                items = _json_items(node.this.copy(), base, dialect)
+            if rest != "$":
+                e = exp.to_identifier("_e")
+                inner = (exp.JSONExtractScalar if scalar else exp.JSONExtract)(
+                    this=exp.column(e.copy()), expression=exp.Literal.string(rest))
+                items = exp.Transform(this=items, expression=exp.Lambda(this=inner,
+                                                                        expressions=[e]))
+            # DuckDB: NULL for a NULL document, an empty list when the path is missing
+            return exp.Case(ifs=[exp.If(this=exp.Is(this=node.this.copy(), expression=exp.Null()),
+                                        true=exp.Null())],
+                            default=exp.Coalesce(this=items, expressions=[
+                                exp.Array(expressions=[])]))
         json_type = getattr(exp, "JSONType", None)
         if json_type is not None and isinstance(node, json_type):
             node = exp.Anonymous(this="json_type", expressions=[node.this, node.expression])
@@ -618,6 +627,7 @@ def _trino_semantics(tree: Any, dialect: str) -> Any:
 
 
 _REWRITES: tuple[Callable[[Any, str], Any], ...] = (
-    _no_materialized, _inline_windows, _fold_intervals, _group_by_all, _median_mad, _format,
+    # _median_mad before _group_by_all: mad() is not an aggregate to sqlglot, its rewrite is.
+    _no_materialized, _inline_windows, _fold_intervals, _median_mad, _group_by_all, _format,
     _format_bytes, _time_bucket, _json, _lists, _trino_semantics,
 )
