@@ -63,6 +63,16 @@ def test_cli_prints_selected_rules_to_stdout() -> None:
     assert "2 rules exported for trino, 0 not expressible" in result.stderr
 
 
+def test_cli_writes_overridden_parameters() -> None:
+    result = run_cli("rules", "export", "--dialect", "spark", "--rule", "s3_access_spike",
+                     "--param", "s3_access_spike.floor=7", "--baseline-days", "30")
+    assert result.exit_code == 0, result.stderr
+    assert "floor=7" in result.stdout and "baseline_days=30" in result.stdout
+    assert "INTERVAL '720' HOUR PRECEDING" in result.stdout  # 30 days, in the frame's unit
+    bad = run_cli("rules", "export", "--dialect", "spark", "--param", "nope.x=1")
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: --param nope.x")
+
+
 def test_cli_reports_a_rule_that_cannot_be_expressed(tmp_path: Path) -> None:
     rule = tmp_path / "rules" / "needs_duckdb"
     rule.mkdir(parents=True)

@@ -531,14 +531,22 @@ def rules_test(rule_ids: tuple[str, ...], rules_dir: str | None) -> None:
                    "stdout].")
 @click.option("--rule", "rule_ids", multiple=True, help="Only this rule id (repeatable).")
 @rules_dir_option
+@click.option("--baseline-days", type=int, default=None,
+              help="History behavioural rules compare against [default: each rule's own].")
+@click.option("--param", "params", multiple=True, metavar="RULE_ID.NAME=VALUE",
+              help="Override one rule parameter (repeatable), written into the SQL.")
 @handle_errors
 def rules_export(dialect: str, output: str | None, rule_ids: tuple[str, ...],
-                 rules_dir: str | None) -> None:
+                 rules_dir: str | None, baseline_days: int | None,
+                 params: tuple[str, ...]) -> None:
     """Write the rules as SQL for Spark, Trino, Athena or DuckDB (exit 1 if one cannot be)."""
     from .detections import load_rules, select_rules
     from .export import as_script, export_rules, write_exports
+    from .rule_params import apply_overrides, parse_overrides
 
-    exported = export_rules(select_rules(load_rules(rules_dir), rule_ids), dialect)
+    rules = apply_overrides(select_rules(load_rules(rules_dir), rule_ids),
+                            parse_overrides(params), baseline_days)
+    exported = export_rules(rules, dialect)
     if output is not None:
         write_exports(exported, output)
     else:
