@@ -23,7 +23,7 @@ from typing import Any
 
 from . import rule_params
 from .detections import Rule
-from .errors import UsageError
+from .errors import TrailscanError, UsageError
 
 DIALECTS = ("duckdb", "spark", "trino", "athena")
 _SQLGLOT = {"duckdb": "duckdb", "spark": "spark", "trino": "trino", "athena": "athena"}
@@ -41,8 +41,9 @@ class ExportError(UsageError):
     """An export was asked for something that does not exist (an unknown dialect)."""
 
 
-class _Unsupported(Exception):
-    """Raised inside a rewrite: the rule needs something the target dialect cannot express."""
+class NotExpressible(TrailscanError):
+    """The SQL needs something the target dialect cannot express (`export_rule` turns it into
+    an `ExportedRule` with the reason)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def export_rule(rule: Rule, dialect: str) -> ExportedRule:
         raise ExportError(f"unknown dialect {dialect!r} (choose from {', '.join(DIALECTS)})")
     try:
         body = translate(rule.sql, rule.params, dialect)
-    except _Unsupported as exc:
+    except NotExpressible as exc:
         return ExportedRule(rule, dialect, None, str(exc))
     return ExportedRule(rule, dialect, header(rule, dialect) + body + "\n")
 
@@ -112,7 +113,8 @@ def as_script(exported: list[ExportedRule]) -> str:
 
 
 def translate(sql: str, params: dict[str, Any], dialect: str) -> str:
-    """One rule's DuckDB SQL as self-contained SQL of `dialect` (raises _Unsupported)."""
+    """DuckDB SQL (a rule's, or any query over `cloudtrail`) as self-contained SQL of `dialect`,
+    `params` inlined; raises NotExpressible."""
     import sqlglot
     from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
@@ -122,7 +124,7 @@ def translate(sql: str, params: dict[str, Any], dialect: str) -> str:
     try:
         tree = sqlglot.parse_one(sql.strip().rstrip(";"), read="duckdb")
     except ParseError as exc:
-        raise _Unsupported(f"cannot parse the rule: {' '.join(str(exc).split())[:160]}") from None
+        raise NotExpressible(f"cannot parse the rule: {' '.join(str(exc).split())[:160]}") from None
     finally:
         log.setLevel(level)
     tree = _inline_params(tree, params)
@@ -132,15 +134,15 @@ def translate(sql: str, params: dict[str, Any], dialect: str) -> str:
             tree = rewrite(tree, dialect)
         leftover = sorted({_name(n) for n in _anonymous(tree)} & _DUCKDB_ONLY)
         if leftover:
-            raise _Unsupported(f"no {dialect} equivalent for {', '.join(leftover)}")
+            raise NotExpressible(f"no {dialect} equivalent for {', '.join(leftover)}")
     try:
         out = tree.sql(dialect=_SQLGLOT[dialect], pretty=True, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
-        raise _Unsupported(" ".join(str(exc).split())) from None
+        raise NotExpressible(" ".join(str(exc).split())) from None
     if dialect != "duckdb":  # whatever sqlglot passed through by name (not as Anonymous)
         names = {m.lower() for m in re.findall(r"\b([A-Za-z_]+)\s*\(", out)} & _DUCKDB_ONLY
         if names:
-            raise _Unsupported(f"no {dialect} equivalent for {', '.join(sorted(names))}")
+            raise NotExpressible(f"no {dialect} equivalent for {', '.join(sorted(names))}")
     return out
 
 
@@ -184,7 +186,7 @@ def _inline_params(tree: Any, params: dict[str, Any]) -> Any:
         if isinstance(node, exp.Anonymous) and _name(node) == "getvariable":
             (arg,) = node.expressions
             if not isinstance(arg, exp.Literal) or arg.this not in params:
-                raise _Unsupported(f"getvariable({arg.sql()}) names no parameter of the rule")
+                raise NotExpressible(f"getvariable({arg.sql()}) names no parameter of the rule")
             return _literal(params[arg.this])
         return node
 
@@ -232,13 +234,13 @@ def expand_macros(tree: Any) -> Any:
             if isinstance(node, exp.Anonymous) and _name(node) in bodies:
                 names, body = bodies[_name(node)]
                 if len(names) != len(node.expressions):
-                    raise _Unsupported(f"{_name(node)} takes {len(names)} arguments")
+                    raise NotExpressible(f"{_name(node)} takes {len(names)} arguments")
                 return exp.Paren(this=_substitute(body, dict(zip(names, node.expressions,
                                                                  strict=True))))
             return node
 
         tree = _transform(tree, expand)
-    raise _Unsupported("macros nest too deeply")
+    raise NotExpressible("macros nest too deeply")
 
 
 # --- rewrites for engines other than DuckDB ---------------------------------------------------
@@ -304,7 +306,7 @@ def _interval(amount: float, unit: str) -> Any:
     if amount != int(amount):
         amount, unit = amount * _SECONDS[unit], "SECOND"
         if amount != int(amount):
-            raise _Unsupported(f"interval of {amount} seconds is not whole")
+            raise NotExpressible(f"interval of {amount} seconds is not whole")
     return exp.Interval(this=exp.Literal.string(str(int(amount))), unit=exp.var(unit))
 
 
@@ -346,7 +348,7 @@ def _group_by_all(tree: Any, dialect: str) -> Any:
         for i, item in enumerate(select.expressions, 1):
             if isinstance(item, exp.Star) or (isinstance(item, exp.Column)
                                               and isinstance(item.this, exp.Star)):
-                raise _Unsupported("GROUP BY ALL with SELECT *")
+                raise NotExpressible("GROUP BY ALL with SELECT *")
             aggregates = [a for a in item.find_all(exp.AggFunc)
                           if not a.find_ancestor(exp.Window)]
             if not aggregates and not item.find(exp.Window):
@@ -426,7 +428,7 @@ def _format(tree: Any, dialect: str) -> Any:
         if isinstance(node, exp.Format) and isinstance(node.this, exp.Literal):
             text = node.this.this
             if re.search(r"\{[^}]", text):
-                raise _Unsupported(f"format() pattern with specifiers: {text[:40]!r}")
+                raise NotExpressible(f"format() pattern with specifiers: {text[:40]!r}")
             node.set("this", exp.Literal.string(text.replace("%", "%%").replace("{}", "%s")))
         return node
 
@@ -465,10 +467,10 @@ def _time_bucket(tree: Any, dialect: str) -> Any:
             return node
         parts = _interval_parts(node.this)
         if parts is None or node.args.get("origin") is not None:
-            raise _Unsupported("time_bucket with a non-literal width or an origin")
+            raise NotExpressible("time_bucket with a non-literal width or an origin")
         width = int(parts[0] * _SECONDS[parts[1]])
         if _SECONDS[parts[1]] >= _SECONDS["DAY"] and parts[1] != "DAY":
-            raise _Unsupported("time_bucket wider than days")
+            raise NotExpressible("time_bucket wider than days")
         seconds = exp.func("unix_seconds" if dialect == "spark" else "to_unixtime",
                            node.expression.copy())
         start = exp.Add(this=exp.Mul(this=exp.Floor(this=exp.Div(
@@ -488,7 +490,7 @@ def _json_path_split(path: str) -> tuple[str, str] | None:
         return None
     base, _, rest = path.partition("[*]")
     if "[*]" in rest:
-        raise _Unsupported(f"JSON path with two wildcards: {path}")
+        raise NotExpressible(f"JSON path with two wildcards: {path}")
     return base, "$" + rest
 
 
@@ -573,7 +575,7 @@ def _lists(tree: Any, dialect: str) -> Any:
             piece = node.expressions[0]
             start, end = piece.this, piece.expression
             if not (isinstance(start, exp.Literal) and isinstance(end, exp.Literal)):
-                raise _Unsupported("list slice with non-literal bounds")
+                raise NotExpressible("list slice with non-literal bounds")
             length = int(end.this) - int(start.this) + 1
             return exp.func("slice", node.this.copy(), start.copy(),
                             exp.Literal.number(length))
@@ -592,7 +594,7 @@ def _lists(tree: Any, dialect: str) -> Any:
         if isinstance(node, exp.Anonymous) and _name(node) == "regexp_full_match":
             value, pattern = node.expressions
             if not isinstance(pattern, exp.Literal):
-                raise _Unsupported("regexp_full_match with a non-literal pattern")
+                raise NotExpressible("regexp_full_match with a non-literal pattern")
             return exp.RegexpLike(this=value.copy(),
                                   expression=exp.Literal.string(f"^(?:{pattern.this})$"))
         return node
