@@ -283,3 +283,61 @@ def investigation_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ingest_lib([root / "extra"], lake)
     run_rules(str(lake), load_rules(), store=True)
     return lake
+
+
+# --- detections exported to other engines -----------------------------------------------------
+
+#: (account, principal, sorted event ids): one finding as `detect` groups it, engine-neutral.
+FindingKey = tuple[str, str, tuple[str, ...]]
+
+
+@pytest.fixture(scope="session")
+def planted_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every rule's chance to fire: the 14-day behavioural trail with its planted anomalies
+    (small background) plus every rule's match.json and nomatch.json events."""
+    import shutil
+
+    from trailscan.detections import rule_dirs
+    from trailscan.synth_behaviour import write_behaviour_trail
+
+    root = tmp_path_factory.mktemp("planted")
+    write_behaviour_trail(root / "trail", background_events=3_000)
+    for path in rule_dirs():
+        for name in ("match.json", "nomatch.json"):
+            target = root / "rules" / f"{path.name}-{name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path / name, target)
+    ingest_lib([root / "trail", root / "rules"], root / "lake")
+    return root / "lake"
+
+
+def finding_keys(rows: Iterable[Mapping[str, Any]]) -> set[FindingKey]:
+    """Rows of (eventID, account_id, principal) grouped as `detect` groups its findings."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        groups.setdefault((row["account_id"], row["principal"]), set()).add(row["eventID"])
+    return {(account, principal, tuple(sorted(ids))) for (account, principal), ids
+            in groups.items()}
+
+
+def duckdb_finding_keys(lake: Path, rule: Any, sql: str | None = None) -> set[FindingKey]:
+    """What `rule` (or `sql` in its place, with the rule's parameters bound) finds on `lake`."""
+    from trailscan import rule_params
+    from trailscan.detections import OPTIONAL_COLUMNS
+    from trailscan.lake import Lake
+
+    body = (sql if sql is not None else rule.sql).strip().rstrip(";")
+    con = Lake.open(lake).connect()
+    try:
+        rule_params.prepare(con)
+        rule_params.bind(con, rule.params)
+        columns = set(con.sql(f"SELECT * FROM ({body}\n) LIMIT 0").columns)
+        principal = "ts_principal(userIdentity)"
+        if "finding_principal" in columns & set(OPTIONAL_COLUMNS):
+            principal = f"coalesce(finding_principal, {principal})"
+        rows = con.sql(f"SELECT eventID, coalesce(recipientAccountId, userIdentity.accountId, "
+                       f"'') AS account_id, {principal} AS principal FROM ({body}\n)"
+                       ).to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    return finding_keys(rows)

@@ -412,6 +412,25 @@ def quarantine(lake: str | None, fmt: str, output: str | None) -> None:
                    "ORDER BY run_id, source, record_index", lake), fmt, output)
 
 
+@cli.command("athena-ddl")
+@click.option("--lake", envvar="TRAILSCAN_LAKE", default=None,
+              help="The lake: s3://bucket/prefix or a directory [default: $TRAILSCAN_LAKE or "
+                   "./trailscan-lake]. Only its location is used; it need not exist here.")
+@click.option("--database", default=None, help="Database (schema) to create the table in.")
+@click.option("--table", default="cloudtrail", show_default=True, help="Table name.")
+@click.option("--dialect", type=click.Choice(("all", "athena", "trino", "spark")), default="all",
+              show_default=True, help="Which engine's statements to print.")
+@handle_errors
+def athena_ddl(lake: str | None, database: str | None, table: str, dialect: str) -> None:
+    """Print CREATE TABLE statements that make the lake queryable in Athena, Trino and Spark."""
+    from .ddl import all_ddl, table_ddl
+    from .lake import resolve_path
+
+    location = lake if lake and "://" in lake else str(resolve_path(lake))
+    click.echo(all_ddl(location, database, table) if dialect == "all"
+               else table_ddl(location, dialect, database, table), nl=False)
+
+
 # --- detections ------------------------------------------------------------------------------
 
 _SEVERITY_CHOICE = click.Choice(("info", "low", "medium", "high", "critical"))
@@ -519,6 +538,42 @@ def rules_test(rule_ids: tuple[str, ...], rules_dir: str | None) -> None:
         click.echo(f"{'FAIL' if errors else 'PASS'} {rule.id}")
         for error in errors:
             click.echo(f"  {error}")
+    sys.exit(EXIT_FAILURE if failed else EXIT_OK)
+
+
+@rules.command("export")
+@click.option("--dialect", type=click.Choice(("spark", "trino", "athena", "duckdb")),
+              required=True, help="Engine to write SQL for.")
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
+              help="Write one <rule id>.sql per rule into this directory [default: all to "
+                   "stdout].")
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule id (repeatable).")
+@rules_dir_option
+@click.option("--baseline-days", type=int, default=None,
+              help="History behavioural rules compare against [default: each rule's own].")
+@click.option("--param", "params", multiple=True, metavar="RULE_ID.NAME=VALUE",
+              help="Override one rule parameter (repeatable), written into the SQL.")
+@handle_errors
+def rules_export(dialect: str, output: str | None, rule_ids: tuple[str, ...],
+                 rules_dir: str | None, baseline_days: int | None,
+                 params: tuple[str, ...]) -> None:
+    """Write the rules as SQL for Spark, Trino, Athena or DuckDB (exit 1 if one cannot be)."""
+    from .detections import load_rules, select_rules
+    from .export import as_script, export_rules, write_exports
+    from .rule_params import apply_overrides, parse_overrides
+
+    rules = apply_overrides(select_rules(load_rules(rules_dir), rule_ids),
+                            parse_overrides(params), baseline_days)
+    exported = export_rules(rules, dialect)
+    if output is not None:
+        write_exports(exported, output)
+    else:
+        click.echo(as_script(exported), nl=False)
+    failed = [item for item in exported if not item.ok]
+    for item in failed:
+        click.echo(f"not exported: {item.rule.id}: {terminal_line(item.reason or '')}", err=True)
+    click.echo(f"{len(exported) - len(failed)} rules exported for {dialect}"
+               f"{f' to {output}' if output else ''}, {len(failed)} not expressible", err=True)
     sys.exit(EXIT_FAILURE if failed else EXIT_OK)
 
 

@@ -22,42 +22,49 @@ from .errors import UsageError
 if TYPE_CHECKING:
     from .detections import Rule
 
-MACROS = (
+#: name -> (parameters, DuckDB body): the one definition of each macro. DuckDB gets them as
+#: `CREATE MACRO`; `trailscan rules export` expands them into the rules' SQL for other engines.
+MACRO_DEFINITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     # Role sessions grouped by their role; else the user's ARN, the invoking service, the type.
-    "CREATE OR REPLACE TEMP MACRO ts_principal(u) AS coalesce("
-    "nullif(u.sessionContext.sessionIssuer.arn, ''), nullif(u.arn, ''), "
-    "nullif(u.invokedBy, ''), u.type, 'unknown')",
-    # Number of ':'-separated groups in part of an IPv6 address ('' has none).
-    "CREATE OR REPLACE TEMP MACRO ts_ip6_count(part) AS "
-    "CASE WHEN part = '' THEN 0 ELSE len(string_split(part, ':')) END",
+    "ts_principal": (("u",), "coalesce("
+                     "nullif(u.sessionContext.sessionIssuer.arn, ''), nullif(u.arn, ''), "
+                     "nullif(u.invokedBy, ''), u.type, 'unknown')"),
+    # Number of ':'-separated groups in part of an IPv6 address ('' has none). Written with
+    # string functions only (no lists), so that every exported dialect means the same thing.
+    "ts_ip6_count": (("part",), "CASE WHEN part = '' THEN 0 "
+                     "ELSE length(part) - length(replace(part, ':', '')) + 1 END"),
     # Group i (1-3) of an IPv6 address as if written in full: '::' stands for as many zero
     # groups as are missing, and leading zeros and case do not matter (2001:DB8::1 and
     # 2001:0db8:0:1::5 are in the same /48). Only the first three groups are ever needed.
-    "CREATE OR REPLACE TEMP MACRO ts_ip6_group(ip, i) AS coalesce(nullif(ltrim(lower(CASE "
-    "WHEN i <= ts_ip6_count(split_part(ip, '::', 1)) "
-    "THEN string_split(split_part(ip, '::', 1), ':')[i] "
-    "WHEN ip NOT LIKE '%::%' THEN '0' "
-    "WHEN i <= 8 - ts_ip6_count(split_part(ip, '::', 2)) THEN '0' "
-    "ELSE string_split(split_part(ip, '::', 2), ':')"
-    "[i - 8 + ts_ip6_count(split_part(ip, '::', 2))] END), '0'), ''), '0')",
+    "ts_ip6_group": (("ip", "i"), "coalesce(nullif(regexp_replace(lower(CASE "
+                     "WHEN i <= ts_ip6_count(split_part(ip, '::', 1)) "
+                     "THEN split_part(split_part(ip, '::', 1), ':', i) "
+                     "WHEN ip NOT LIKE '%::%' THEN '0' "
+                     "WHEN i <= 8 - ts_ip6_count(split_part(ip, '::', 2)) THEN '0' "
+                     "ELSE split_part(split_part(ip, '::', 2), ':', "
+                     "i - 8 + ts_ip6_count(split_part(ip, '::', 2))) END), '^0+', ''), ''), "
+                     "'0')"),
     # An IPv4 /24 or IPv6 /48 as text; NULL for service names such as ec2.amazonaws.com.
-    "CREATE OR REPLACE TEMP MACRO ts_ip_prefix(ip) AS CASE "
-    "WHEN regexp_full_match(ip, '\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}') "
-    "THEN regexp_extract(ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' "
-    "WHEN ip LIKE '%:%' AND NOT ip LIKE '%.amazonaws.com' "
-    "THEN ts_ip6_group(ip, 1) || ':' || ts_ip6_group(ip, 2) || ':' || ts_ip6_group(ip, 3) "
-    "|| '::/48' END",
+    "ts_ip_prefix": (("ip",), "CASE "
+                     "WHEN regexp_full_match(ip, '\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}') "
+                     "THEN regexp_extract(ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' "
+                     "WHEN ip LIKE '%:%' AND NOT ip LIKE '%.amazonaws.com' "
+                     "THEN ts_ip6_group(ip, 1) || ':' || ts_ip6_group(ip, 2) || ':' "
+                     "|| ts_ip6_group(ip, 3) || '::/48' END"),
     # True for a literal address (v4 or v6), false for AWS service names and 'AWS Internal'.
-    "CREATE OR REPLACE TEMP MACRO ts_is_ip(ip) AS ts_ip_prefix(ip) IS NOT NULL",
+    "ts_is_ip": (("ip",), "ts_ip_prefix(ip) IS NOT NULL"),
     # The product token of a user agent: aws-cli, boto3, mozilla, terraform... (lower case).
-    "CREATE OR REPLACE TEMP MACRO ts_ua_family(ua) AS nullif(lower(regexp_extract("
-    "coalesce(ua, ''), '^\\[?\\s*(APN/1\\.0 HashiCorp/1\\.0 Terraform|[A-Za-z][A-Za-z0-9._-]*)', "
-    "1)), '')",
+    "ts_ua_family": (("ua",), "nullif(lower(regexp_extract("
+                     "coalesce(ua, ''), "
+                     "'^\\[?\\s*(APN/1\\.0 HashiCorp/1\\.0 Terraform|[A-Za-z][A-Za-z0-9._-]*)', "
+                     "1)), '')"),
     # Calls made by people or workloads (not AWS services acting on their own or for a caller).
-    "CREATE OR REPLACE TEMP MACRO ts_is_caller(u, etype) AS "
-    "u.type IS DISTINCT FROM 'AWSService' AND u.invokedBy IS NULL "
-    "AND etype IS DISTINCT FROM 'AwsServiceEvent'",
-)
+    "ts_is_caller": (("u", "etype"), "u.type IS DISTINCT FROM 'AWSService' AND u.invokedBy IS NULL "
+                     "AND etype IS DISTINCT FROM 'AwsServiceEvent'"),
+}
+
+MACROS = tuple(f"CREATE OR REPLACE TEMP MACRO {name}({', '.join(params)}) AS {body}"
+               for name, (params, body) in MACRO_DEFINITIONS.items())
 
 
 def prepare(con: Any) -> None:
