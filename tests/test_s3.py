@@ -616,3 +616,12 @@ def test_event_history_range_is_clipped_to_90_days() -> None:
     assert list(pages("us-east-1", Filters(since=since), client=client)) == []
     start = seen[0]["StartTime"]
     assert datetime.now(UTC) - start < timedelta(days=90, minutes=1)
+
+
+def test_clients_retry_adaptively(endpoint: str, creds: None) -> None:
+    """Throttled listings of a big bucket back off client-side instead of failing the run."""
+    client = AwsOptions(endpoint_url=endpoint).client("s3")
+    retries = client.meta.config.retries
+    # botocore counts max_attempts=8 as 8 retries: 9 attempts in all
+    assert retries["mode"] == "adaptive" and retries["total_max_attempts"] == 9
+    assert client.meta.endpoint_url == endpoint
