@@ -367,3 +367,18 @@ def test_console_script_exit_codes(src, tmp_path):
     for proc in (bad_option, missing_lake, module):
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "trailscan-lake").exists()
+
+
+def test_output_piped_into_head_ends_quietly(src: Path, lake: Path) -> None:
+    """`trailscan query ... | head`: the reader leaving early is not an error to report."""
+    write_records(src / "many.json.gz", [make_record() for _ in range(2000)])
+    ingest_cli(src, "--lake", lake)
+    proc = subprocess.Popen([sys.executable, "-m", "trailscan.cli", "query", "--lake", str(lake),
+                             "SELECT * FROM cloudtrail", "--format", "ndjson"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # then close the pipe, as head does, with much still to come
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert json.loads(first)["eventID"]
+    assert err == "", err  # no "Error: [Errno 32] Broken pipe", no traceback

@@ -99,6 +99,18 @@ def _filters(since: str | None, until: str | None, accounts: tuple[str, ...],
                    accounts=frozenset(accounts), regions=frozenset(regions))
 
 
+def _stdout_gone() -> bool:
+    """True when the reader of stdout has gone (a pipe whose other end is closed)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Library errors become `Error: <message>` and their exit code, never a traceback."""
 
@@ -109,6 +121,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except TrailscanError as exc:
             click.echo(f"Error: {terminal_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            if _stdout_gone():  # `trailscan query ... | head`: click ends quietly (exit 1)
+                raise
+            click.echo("Error: broken pipe", err=True)
+            sys.exit(EXIT_FAILURE)
         except OSError as exc:  # the system refused (disk full, permissions): one line, exit 1
             click.echo(f"Error: {terminal_line(str(exc))}", err=True)
             sys.exit(EXIT_FAILURE)
