@@ -76,14 +76,21 @@ def test_report_content(report: Path, investigation_lake: Path) -> None:
     assert text.count('class="bar"') > 60
 
 
-def test_report_lists_integrity_problems(tmp_path: Path) -> None:
-    spec = TrailSpec(seed=5, days=0.3, events=300, accounts=("111122223333",),
+def _signed_trail(root: Path, seed: int, days: float, events: int) -> TrailSpec:
+    """One account and region, signed with a fresh key whose public half lies beside it,
+    valid from two days before the trail."""
+    spec = TrailSpec(seed=seed, days=days, events=events, accounts=("111122223333",),
                      regions=("us-east-1",), attacks=False, insights=False, duplicates=False)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    root = tmp_path / "trail"
     write_trail(spec, root, signing_key=key)
     (root / "public-keys.json").write_text(json.dumps(public_keys_document(
-        key, spec.start - timedelta(days=1), spec.start + timedelta(days=30))))
+        key, spec.start - timedelta(days=2), spec.start + timedelta(days=30))))
+    return spec
+
+
+def test_report_lists_integrity_problems(tmp_path: Path) -> None:
+    root = tmp_path / "trail"
+    _signed_trail(root, seed=5, days=0.3, events=300)
     logs = sorted(p for p in root.rglob("*.json.gz") if "/CloudTrail/" in str(p))
     victim = logs[0]
     victim.write_bytes(gzip.compress(gzip.decompress(victim.read_bytes()).replace(
@@ -108,13 +115,8 @@ def test_report_lists_integrity_problems(tmp_path: Path) -> None:
 def test_report_shows_coverage_gaps(tmp_path: Path) -> None:
     """A log file delivered where no digest covers it (here: a day before the chain starts, as
     when validation was turned on late or digests were deleted) is a gap, listed as one."""
-    spec = TrailSpec(seed=7, days=0.2, events=200, accounts=("111122223333",),
-                     regions=("us-east-1",), attacks=False, insights=False, duplicates=False)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     root = tmp_path / "trail"
-    write_trail(spec, root, signing_key=key)
-    (root / "public-keys.json").write_text(json.dumps(public_keys_document(
-        key, spec.start - timedelta(days=2), spec.start + timedelta(days=30))))
+    spec = _signed_trail(root, seed=7, days=0.2, events=200)
     first = sorted(p for p in root.rglob("*.json.gz") if "/CloudTrail/" in str(p))[0]
     day = spec.start.strftime("%Y/%m/%d")
     earlier = (spec.start - timedelta(days=1)).strftime("%Y/%m/%d")
