@@ -320,14 +320,21 @@ def test_compaction_publishes_the_state_before_deleting_replaced_objects(
     assert run[-1] == ("DeleteObject", f"l/{LOCK_KEY}")
 
 
-def test_a_failed_state_upload_leaves_readers_on_the_previous_state(
-        endpoint: str, creds: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _lake_one_run_before_compaction(endpoint: str,
+                                    tmp_path: Path) -> tuple[str, str, Path, list[str]]:
+    """An S3 lake whose next run on the same day compacts it: (bucket, uri, source dir, ids)."""
     bucket = new_bucket(endpoint)
     uri, src = f"s3://{bucket}/l", tmp_path / "src"
     expected: list[str] = []
     for run in range(COMPACT_AFTER):
         expected += _day_batch(src, run)
         ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
+    return bucket, uri, src, expected
+
+
+def test_a_failed_state_upload_leaves_readers_on_the_previous_state(
+        endpoint: str, creds: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket, uri, src, expected = _lake_one_run_before_compaction(endpoint, tmp_path)
     before = keys(endpoint, bucket, "l/")
     late = _day_batch(src, COMPACT_AFTER)  # this run would compact the day
 
@@ -366,12 +373,7 @@ main()
 
 def test_a_writer_killed_before_publishing_the_state_changes_nothing_readers_see(
         endpoint: str, creds: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bucket = new_bucket(endpoint)
-    uri, src = f"s3://{bucket}/l", tmp_path / "src"
-    expected: list[str] = []
-    for run in range(COMPACT_AFTER):
-        expected += _day_batch(src, run)
-        ingest_cli(src, "--lake", uri, "--endpoint-url", endpoint)
+    bucket, uri, src, expected = _lake_one_run_before_compaction(endpoint, tmp_path)
     state = s3_client(endpoint).head_object(Bucket=bucket, Key=f"l/{STATE_KEY}")["ETag"]
     before = set(keys(endpoint, bucket, "l/"))
     late = _day_batch(src, COMPACT_AFTER) + _day_batch(src, 1, day="2024-03-09")
