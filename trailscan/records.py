@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 from zlib_ng import zlib_ng
 
-from . import schema
+from . import schema, typed
 from .errors import BadInput, NotEvents
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -505,10 +505,34 @@ def _drop_bad_times(
     return table, unknowns, table.column(_LAYOUT.time_index).cast(ts_type)
 
 
+_NESTED_STRUCTS = dict(_PLAN.structs)
+_NESTED_LISTS = dict(_PLAN.lists)
+
+
+def _nested(name: str, value: Any) -> Any:
+    """A nested value for the fast path, prepared as to_table() prepares it; raises _WrongType
+    where to_table() would reject the record or keep unknown keys (the general path does both)."""
+    if value is None:
+        return None
+    if name in _NESTED_LISTS:
+        if type(value) is not list or _list_unknowns(value, _NESTED_LISTS[name]) is not None:
+            raise _WrongType
+        return value
+    if type(value) is not dict:
+        raise _WrongType
+    row, unknown = _prepare(value, _NESTED_STRUCTS[name])
+    if unknown is not None:
+        raise _WrongType
+    return row
+
+
 def parse(data: bytes, source: str, limit: int = DEFAULT_MAX_BYTES) -> Parsed:
     """Decode one object's bytes into a table; raises BadInput (whole file bad) or NotEvents."""
     text = decompress(data, limit)
     digest = hashlib.sha256(text).hexdigest()
+    fast = typed.table(text, source, _dumps, _nested)
+    if fast is not None:
+        return Parsed(digest, len(text), "records", fast[0], fast[1])
     try:
         container, items = split_container(text)
         table, rejected = to_table(items, source)

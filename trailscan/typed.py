@@ -1,0 +1,122 @@
+"""The fast path for ordinary CloudTrail log files: one typed decode, no per-record Python work.
+
+Nearly every file AWS delivers is a `{"Records":[...]}` envelope whose records hold only known
+fields with their documented types. msgspec decodes such a file straight into typed structs and
+checks every field in C. Nested objects (`userIdentity`, `tlsDetails`, `resources`) stay raw text
+and are converted once per distinct text (a trail repeats the same identities over and over);
+the variant objects (`requestParameters`, ...) are re-serialised exactly as the general path does.
+
+Anything unexpected (an unknown field, a wrong type, an insight event, another container, JSON
+the general path would have to re-parse exactly) makes `table()` return None and records.py's
+general path handles the file, so both paths store the same rows (tests/test_typed.py compares).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import orjson
+import pyarrow as pa
+
+from . import schema
+
+# Fields a record cannot lack (records.to_table checks the same four; insight events, which lack
+# eventName and eventSource, take the general path).
+REQUIRED = ("eventTime", "eventID", "eventName", "eventSource")
+
+
+def _scalar(arrow: pa.DataType) -> Any:
+    if pa.types.is_boolean(arrow):
+        return bool
+    if pa.types.is_integer(arrow):
+        return int
+    if pa.types.is_floating(arrow):
+        return float
+    if pa.types.is_string(arrow) or pa.types.is_timestamp(arrow):  # eventTime: cast after
+        return str
+    raise TypeError(f"no msgspec type for {arrow}")
+
+
+@cache
+def _decoder() -> msgspec.json.Decoder:
+    """Decoder of the envelope; nested objects and variant fields are kept as raw JSON."""
+    plan = schema.record_plan()
+    fields: list[tuple[Any, ...]] = []
+    for f in plan.arrow:
+        if f.name in REQUIRED:
+            fields.append((f.name, _scalar(f.type)))
+        elif pa.types.is_struct(f.type) or pa.types.is_list(f.type) or f.name in plan.json_fields:
+            fields.append((f.name, msgspec.Raw, None))
+        else:
+            fields.append((f.name, _scalar(f.type) | None, None))
+    record = msgspec.defstruct("Record", fields, kw_only=True, forbid_unknown_fields=True)
+    envelope = msgspec.defstruct("Envelope", [("Records", list[record])],
+                                 forbid_unknown_fields=True)
+    return msgspec.json.Decoder(envelope)
+
+
+def _variant(values: list[Any], dumps: Any) -> pa.Array:
+    """A JSON-text column, serialised like records.to_table does (parse, then orjson.dumps)."""
+    out: list[bytes | None] = []
+    for raw in values:
+        if raw is None:
+            out.append(None)
+            continue
+        value = orjson.loads(bytes(raw))
+        out.append(None if value is None else dumps(value))
+    return pa.array(out, pa.string())
+
+
+def _nested(values: list[Any], name: str, prepare: Any) -> pa.Array:
+    """A struct (or list of structs) column, converted once per distinct raw text."""
+    index: dict[bytes | None, int] = {}
+    positions: list[int] = []
+    for raw in values:
+        key = None if raw is None else bytes(raw)
+        position = index.get(key)
+        if position is None:
+            position = index[key] = len(index)
+        positions.append(position)
+    distinct = [None if key is None else prepare(name, orjson.loads(key)) for key in index]
+    array = pa.array(distinct, schema.record_plan().arrow.field(name).type)
+    if len(distinct) == len(values):
+        return array
+    return array.take(pa.array(positions, pa.int32()))
+
+
+def table(text: bytes, source: str, dumps: Any, prepare: Any) -> tuple[pa.Table, int] | None:
+    """The lake table of an ordinary log file and its record count, or None for the general path.
+
+    `dumps` serialises a variant value and `prepare(field, value)` checks and prepares a nested
+    value (records.py passes its own, so both paths agree); either raises to give up.
+    """
+    try:
+        records = _decoder().decode(text).Records
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if not records:
+        return None
+    plan = schema.record_plan()
+    arrays: list[pa.Array] = []
+    try:
+        for f in plan.arrow:
+            values = list(map(attrgetter(f.name), records))
+            if f.name in plan.json_fields:
+                arrays.append(_variant(values, dumps))
+            elif pa.types.is_struct(f.type) or pa.types.is_list(f.type):
+                arrays.append(_nested(values, f.name, prepare))
+            elif pa.types.is_timestamp(f.type):
+                arrays.append(pa.array(values, pa.string()).cast(f.type))
+            else:
+                arrays.append(pa.array(values, f.type))
+    except Exception:  # any surprise: the general path decides, and explains what it rejects
+        return None
+    n = len(records)
+    arrays += [pa.nulls(n, pa.string()),  # unknown_fields: a file with any takes the other path
+               pa.array([source] * n, pa.string()),
+               pa.array(["unchecked"] * n, pa.string()),
+               pa.nulls(n, pa.string())]
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema()), n
