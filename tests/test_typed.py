@@ -21,8 +21,8 @@ from trailscan import records, typed
 
 
 def fast(text: bytes) -> pa.Table | None:
-    result = typed.table(text, "src", records._dumps, records._nested)
-    return None if result is None else result[0]
+    decoded = typed.decode(text)
+    return None if decoded is None else records.typed_table([(decoded, "src")])
 
 
 def general(text: bytes) -> tuple[pa.Table | None, list[records.Rejected]]:

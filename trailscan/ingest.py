@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import records, schema
+from . import records, schema, typed
 from .dedupe import dedupe
 from .errors import BadInput, LakeError, NotEvents, TrailscanError
 from .lake import Lake, ManifestEntry, NewFile
@@ -45,7 +45,10 @@ from .sources import (
 from .staging import DaySink
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
-TASK_SIZE = 8  # files per worker task: small enough to balance, large enough to amortise IPC
+# Files per worker task: the fast path converts a task's files together (one call per column),
+# which is what makes larger tasks cheaper per event; small enough to balance the workers.
+TASK_SIZE = 32
+PARALLEL_FROM = 32  # files: below this, one process (starting workers costs more than it saves)
 # One item to parse: the object and its bytes when the parent fetched them (S3, event history),
 # None when the worker reads the file itself, or the error that made the fetch fail.
 Item = tuple[SourceObject, bytes | BaseException | None]
@@ -102,7 +105,8 @@ class Outcome:
     filtered: int = 0
 
 
-def _filter(table: pa.Table, filters: Filters) -> tuple[pa.Table, int]:
+def _keep(table: pa.Table, filters: Filters) -> pa.Array | None:
+    """Which rows pass the range/account/region filters (None: no filter, all pass)."""
     mask = None
 
     def both(m: Any, cond: Any) -> Any:
@@ -118,11 +122,7 @@ def _filter(table: pa.Table, filters: Filters) -> tuple[pa.Table, int]:
         mask = both(mask, pc.is_in(account, pa.array(sorted(filters.accounts))))
     if filters.regions:
         mask = both(mask, pc.is_in(table["awsRegion"], pa.array(sorted(filters.regions))))
-    if mask is None:
-        return table, 0
-    mask = pc.fill_null(mask, False)
-    kept = table.filter(mask)
-    return kept, table.num_rows - kept.num_rows
+    return None if mask is None else pc.fill_null(mask, False)
 
 
 class Worker:
@@ -135,41 +135,109 @@ class Worker:
         self.filters = filters
 
     def process(self, obj: SourceObject, data: bytes | None = None) -> Outcome:
-        out = Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "ingested")
+        return self.process_task([(obj, data)])[0]
+
+    def process_task(self, task: list[tuple[SourceObject, bytes | None]]) -> list[Outcome]:
+        """Read a few objects. Files the fast path decodes are converted together (one call
+        per column for all of them); rows reach staging in input order either way."""
+        outcomes: list[Outcome] = []
+        fast: list[tuple[Outcome, list[Any], bytes, bytes]] = []
+        for obj, data in task:
+            out = Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "ingested")
+            outcomes.append(out)
+            loaded = self._load(out, obj, data)
+            if loaded is None:
+                continue
+            decoded = typed.decode(loaded[1])
+            if decoded is not None:
+                out.container, out.events_read = "records", len(decoded)
+                fast.append((out, decoded, *loaded))
+                continue
+            self._convert(fast)  # keep input order: earlier files' rows go first
+            fast = []
+            self._general(out, *loaded)
+        self._convert(fast)
+        return outcomes
+
+    def _load(self, out: Outcome, obj: SourceObject,
+              data: bytes | None) -> tuple[bytes, bytes] | None:
+        """The object's bytes and uncompressed text (sha256 noted), None when it is rejected."""
         if obj.size > records.largest_input(self.limit):  # never read (or copy) a huge object whole
-            return self._reject_file(out, None, f"file is {obj.size} bytes, larger than the "
-                                     f"limit of {self.limit} bytes before decompression")
+            self._reject_file(out, None, f"file is {obj.size} bytes, larger than the "
+                              f"limit of {self.limit} bytes before decompression")
+            return None
         if data is None:
             try:
                 data = obj.read()
             except OSError as exc:
-                return self._reject_file(out, None, f"cannot read: {exc.strerror or exc}")
+                self._reject_file(out, None, f"cannot read: {exc.strerror or exc}")
+                return None
         try:
-            parsed = records.parse(data, obj.uri, self.limit)
+            text, out.sha256 = records.load(data, self.limit)
+        except BadInput as exc:
+            self._reject_file(out, data, str(exc))
+            return None
+        except Exception as exc:
+            self._reject_file(out, data, f"unexpected error: {type(exc).__name__}: {exc}")
+            return None
+        return data, text
+
+    def _convert(self, fast: list[tuple[Outcome, list[Any], bytes, bytes]]) -> None:
+        """Convert fast-path files together; if the batch needs the general path somewhere,
+        narrow it down file by file."""
+        if not fast:
+            return
+        table = records.typed_table([(decoded, out.uri) for out, decoded, _, _ in fast])
+        if table is None:
+            if len(fast) == 1:
+                self._general(fast[0][0], fast[0][2], fast[0][3])
+            else:
+                for item in fast:
+                    self._convert([item])
+            return
+        keep = _keep(table, self.filters) if self.filters.active else None
+        offset = 0
+        for out, decoded, _, _ in fast:
+            out.kept = len(decoded)
+            if keep is not None:
+                out.filtered = len(decoded) - pc.sum(keep.slice(offset, len(decoded))).as_py()
+                out.kept -= out.filtered
+            offset += len(decoded)
+        if keep is not None:
+            table = table.filter(keep)
+        if table.num_rows:
+            self.sink.add(table)
+
+    def _general(self, out: Outcome, data: bytes, text: bytes) -> None:
+        """records.py's general path: any container, per-record reasons for the quarantine."""
+        try:
+            out.container, table, out.events_read, rejected = records.parse_text(text, out.uri)
         except NotEvents as exc:
             out.status = DIGEST if str(exc) == "digest" else SIDECAR  # key lists count as metadata
-            return out
+            out.sha256 = None
+            return
         except BadInput as exc:
-            return self._reject_file(out, data, str(exc))
+            self._reject_file(out, data, str(exc))
+            return
         except Exception as exc:
-            return self._reject_file(out, data, f"unexpected error: {type(exc).__name__}: {exc}")
-        out.sha256, out.container = parsed.sha256, parsed.container
-        out.events_read = parsed.events_read
-        table = parsed.table
+            self._reject_file(out, data, f"unexpected error: {type(exc).__name__}: {exc}")
+            return
         if table is not None and self.filters.active:
-            table, out.filtered = _filter(table, self.filters)
+            keep = _keep(table, self.filters)
+            if keep is not None:
+                kept = table.filter(keep)
+                out.filtered = table.num_rows - kept.num_rows
+                table = kept
         if table is not None and table.num_rows:
             self.sink.add(table)
             out.kept = table.num_rows
-        for rejected in parsed.rejected:
-            self.quarantine.record(obj.uri, rejected.index, rejected.reason, rejected.raw)
-        out.quarantined = len(parsed.rejected)
-        return out
+        for bad in rejected:
+            self.quarantine.record(out.uri, bad.index, bad.reason, bad.raw)
+        out.quarantined = len(rejected)
 
-    def _reject_file(self, out: Outcome, data: bytes | None, reason: str) -> Outcome:
-        out.status, out.reason = "quarantined", reason
+    def _reject_file(self, out: Outcome, data: bytes | None, reason: str) -> None:
+        out.status, out.reason, out.sha256 = "quarantined", reason, None
         self.quarantine.file(out.uri, reason, data)
-        return out
 
     def close(self) -> list[NewFile]:
         self.quarantine.close()
@@ -195,8 +263,8 @@ def _worker_main(tasks: Any, results: Any, staging: str, worker_id: int, limit: 
     try:
         worker = Worker(Path(staging), worker_id, limit, filters)
         while (task := tasks.get()) is not None:
-            for obj, data in task:
-                results.put(worker.process(obj, data))
+            for outcome in worker.process_task(task):
+                results.put(outcome)
         results.put(("done", worker.close()))
     except BaseException:  # a bug, not bad input: report it instead of hanging the parent
         results.put(("error", traceback.format_exc()))
@@ -212,14 +280,25 @@ def _run_workers(items: Iterable[Item], count: int, staging: Path, limit: int, f
                  workers: int, on_outcome: Callable[[Outcome], None]) -> list[NewFile]:
     """Parse `count` items; fetched bytes travel to the workers through a bounded queue, so
     downloads never run more than a few tasks ahead of parsing."""
-    if workers <= 1 or count < 4 * TASK_SIZE:
+    if workers <= 1 or count < PARALLEL_FROM:
         worker = Worker(staging, 0, limit, filters)
         with _no_cyclic_gc():
+            task: list[tuple[SourceObject, bytes | None]] = []
+
+            def flush() -> None:
+                for outcome in worker.process_task(task):
+                    on_outcome(outcome)
+                task.clear()
+
             for obj, data in items:
                 if isinstance(data, BaseException):
+                    flush()
                     on_outcome(_failed(obj, data))
-                else:
-                    on_outcome(worker.process(obj, data))
+                    continue
+                task.append((obj, data))
+                if len(task) == TASK_SIZE:
+                    flush()
+            flush()
             return worker.close()
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(maxsize=2 * workers), ctx.Queue()

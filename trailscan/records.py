@@ -526,17 +526,35 @@ def _nested(name: str, value: Any) -> Any:
     return row
 
 
-def parse(data: bytes, source: str, limit: int = DEFAULT_MAX_BYTES) -> Parsed:
-    """Decode one object's bytes into a table; raises BadInput (whole file bad) or NotEvents."""
+def load(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:
+    """An object's uncompressed text and its sha256 (what digests list), in one pass."""
     text = decompress(data, limit)
-    digest = hashlib.sha256(text).hexdigest()
-    fast = typed.table(text, source, _dumps, _nested)
-    if fast is not None:
-        return Parsed(digest, len(text), "records", fast[0], fast[1])
+    return text, hashlib.sha256(text).hexdigest()
+
+
+def typed_table(parts: list[tuple[list[Any], str]]) -> pa.Table | None:
+    """The fast path's table for files `typed.decode` accepted, or None (see typed.table)."""
+    return typed.table(parts, _dumps, _nested)
+
+
+def parse_text(text: bytes, source: str) -> tuple[str, pa.Table | None, int, list[Rejected]]:
+    """The general path: (container, table, records read, rejected); raises BadInput or
+    NotEvents for the whole file."""
     try:
         container, items = split_container(text)
         table, rejected = to_table(items, source)
     except _NeedsExactParse:
         container, items = split_container(text, exact=True)
         table, rejected = to_table(items, source, exact=True)
-    return Parsed(digest, len(text), container, table, len(items), rejected)
+    return container, table, len(items), rejected
+
+
+def parse(data: bytes, source: str, limit: int = DEFAULT_MAX_BYTES) -> Parsed:
+    """Decode one object's bytes into a table; raises BadInput (whole file bad) or NotEvents."""
+    text, digest = load(data, limit)
+    decoded = typed.decode(text)
+    table = None if decoded is None else typed_table([(decoded, source)])
+    if decoded is not None and table is not None:
+        return Parsed(digest, len(text), "records", table, len(decoded))
+    container, table, count, rejected = parse_text(text, source)
+    return Parsed(digest, len(text), container, table, count, rejected)

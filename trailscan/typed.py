@@ -87,18 +87,24 @@ def _nested(values: list[Any], name: str, prepare: Any) -> pa.Array:
     return array.take(pa.array(positions, pa.int32()))
 
 
-def table(text: bytes, source: str, dumps: Any, prepare: Any) -> tuple[pa.Table, int] | None:
-    """The lake table of an ordinary log file and its record count, or None for the general path.
-
-    `dumps` serialises a variant value and `prepare(field, value)` checks and prepares a nested
-    value (records.py passes its own, so both paths agree); either raises to give up.
-    """
+def decode(text: bytes) -> list[Any] | None:
+    """The typed records of an ordinary log file, or None when it needs the general path."""
     try:
         records = _decoder().decode(text).Records
     except (msgspec.DecodeError, RecursionError):
         return None
-    if not records:
-        return None
+    return records or None
+
+
+def table(parts: list[tuple[list[Any], str]], dumps: Any, prepare: Any) -> pa.Table | None:
+    """One lake table for the decoded records of one or more files (with each file's source), or
+    None when any value needs the general path.
+
+    Several files at once: each column is built with one call, so per-call costs are shared.
+    `dumps` serialises a variant value and `prepare(field, value)` checks and prepares a nested
+    value (records.py passes its own, so both paths agree); either raises to give up.
+    """
+    records = parts[0][0] if len(parts) == 1 else [r for recs, _ in parts for r in recs]
     plan = schema.record_plan()
     arrays: list[pa.Array] = []
     try:
@@ -115,8 +121,9 @@ def table(text: bytes, source: str, dumps: Any, prepare: Any) -> tuple[pa.Table,
     except Exception:  # any surprise: the general path decides, and explains what it rejects
         return None
     n = len(records)
+    sources = [source for recs, source in parts for _ in range(len(recs))]
     arrays += [pa.nulls(n, pa.string()),  # unknown_fields: a file with any takes the other path
-               pa.array([source] * n, pa.string()),
+               pa.array(sources, pa.string()),
                pa.array(["unchecked"] * n, pa.string()),
                pa.nulls(n, pa.string())]
-    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema()), n
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema())
