@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import CORPUS, REPO, make_insight, make_record
 from hypothesis import HealthCheck, given, settings
@@ -162,3 +163,37 @@ def test_fast_path_is_used_for_a_whole_synthetic_trail(tmp_path: Path):
     files = [f for f in sorted(trail.rglob("*.json.gz")) if "CloudTrail-Digest" not in f.parts]
     rows = sum(assert_same(gzip.decompress(f.read_bytes())).num_rows for f in files)
     assert rows == summary.events
+
+
+def test_a_worker_task_mixing_fast_and_general_files_keeps_order_and_counts(tmp_path: Path):
+    """One file of a batch fails late (its eventTime does not parse): the batch is narrowed
+    file by file, that file's bad record is quarantined, and rows stay in input order."""
+    from trailscan.ingest import Filters, Worker
+    from trailscan.sources import walk_local
+
+    src = tmp_path / "src"
+    src.mkdir()
+    contents = {
+        "a.json.gz": [make_record(), make_record()],
+        "b.json.gz": [make_record(), make_record(eventTime="not a time")],
+        "c.json": [make_insight()],  # general path (insight), between fast files
+        "d.json.gz": [make_record()],
+    }
+    for name, recs in contents.items():
+        text = envelope(*recs)
+        (src / name).write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    worker = Worker(staging, 0, records.DEFAULT_MAX_BYTES, Filters())
+    objects = sorted(walk_local([src]), key=lambda o: o.uri)
+    outcomes = worker.process_task([(o, None) for o in objects])
+    files = worker.close()
+    assert [(Path(o.uri).name, o.events_read, o.kept, o.quarantined, o.container)
+            for o in outcomes] == [("a.json.gz", 2, 2, 0, "records"),
+                                   ("b.json.gz", 2, 1, 1, "records"),
+                                   ("c.json", 1, 1, 0, "records"),
+                                   ("d.json.gz", 1, 1, 0, "records")]
+    assert all(o.sha256 for o in outcomes)
+    rows = pa.concat_tables([pq.read_table(f.staging) for f in files])
+    assert [Path(s).name for s in rows["source_object"].to_pylist()] == [
+        "a.json.gz", "a.json.gz", "b.json.gz", "c.json", "d.json.gz"]
