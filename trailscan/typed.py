@@ -14,12 +14,12 @@ general path handles the file, so both paths store the same rows (tests/test_typ
 from __future__ import annotations
 
 from functools import cache
-from operator import attrgetter
 from typing import Any
 
 import msgspec
 import orjson
 import pyarrow as pa
+from msgspec.structs import astuple
 
 from . import schema
 
@@ -59,15 +59,12 @@ def _decoder() -> msgspec.json.Decoder:
 
 
 def _variant(values: list[Any], dumps: Any) -> pa.Array:
-    """A JSON-text column, serialised like records.to_table does (parse, then orjson.dumps)."""
-    out: list[bytes | None] = []
-    for raw in values:
-        if raw is None:
-            out.append(None)
-            continue
-        value = orjson.loads(bytes(raw))
-        out.append(None if value is None else dumps(value))
-    return pa.array(out, pa.string())
+    """A JSON-text column, serialised like records.to_table does (parse, then `dumps`)."""
+    if values.count(None) == len(values):  # most variant fields are absent from most events
+        return pa.nulls(len(values), pa.string())
+    loads = orjson.loads
+    parsed = [None if raw is None else loads(bytes(raw)) for raw in values]
+    return pa.array([None if value is None else dumps(value) for value in parsed], pa.string())
 
 
 def _nested(values: list[Any], name: str, prepare: Any) -> pa.Array:
@@ -108,8 +105,10 @@ def table(parts: list[tuple[list[Any], str]], dumps: Any, prepare: Any) -> pa.Ta
     plan = schema.record_plan()
     arrays: list[pa.Array] = []
     try:
-        for f in plan.arrow:
-            values = list(map(attrgetter(f.name), records))
+        # Struct fields are declared in schema order: one pass over the records, then columns.
+        columns = zip(*map(astuple, records), strict=True)
+        for f, column in zip(plan.arrow, columns, strict=True):
+            values = list(column)
             if f.name in plan.json_fields:
                 arrays.append(_variant(values, dumps))
             elif pa.types.is_struct(f.type) or pa.types.is_list(f.type):
