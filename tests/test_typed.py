@@ -197,3 +197,37 @@ def test_a_worker_task_mixing_fast_and_general_files_keeps_order_and_counts(tmp_
     rows = pa.concat_tables([pq.read_table(f.staging) for f in files])
     assert [Path(s).name for s in rows["source_object"].to_pylist()] == [
         "a.json.gz", "a.json.gz", "b.json.gz", "c.json", "d.json.gz"]
+
+
+def test_a_worker_converts_big_texts_in_smaller_batches(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """Memory stays bounded: past BATCH_TEXT bytes of text, a batch is converted at once."""
+    from trailscan import ingest
+    from trailscan.sources import walk_local
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.json.gz").write_bytes(gzip.compress(envelope(make_record(), make_record())))
+    converted: list[int] = []
+    real = records.typed_table
+
+    def spy(parts: list[tuple[list[Any], str]]) -> pa.Table | None:
+        converted.append(len(parts))
+        return real(parts)
+
+    monkeypatch.setattr(ingest.records, "typed_table", spy)
+    objects = [(o, None) for o in sorted(walk_local([src]), key=lambda o: o.uri)]
+    for limit, expected in ((ingest.BATCH_TEXT, [3]), (1, [1, 1, 1])):
+        converted.clear()
+        monkeypatch.setattr(ingest, "BATCH_TEXT", limit)
+        staging = tmp_path / f"staging-{limit}"
+        staging.mkdir()
+        worker = ingest.Worker(staging, 0, records.DEFAULT_MAX_BYTES, ingest.Filters())
+        assert [o.kept for o in worker.process_task(objects)] == [2, 2, 2]
+        worker.close()
+        assert converted == expected
+    task = [(o, None) for o, _ in objects]
+    assert not ingest._task_full(task)
+    monkeypatch.setattr(ingest, "TASK_BYTES", objects[0][0].size * 2)
+    assert ingest._task_full(task)

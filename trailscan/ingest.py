@@ -48,6 +48,8 @@ Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
 # Files per worker task: the fast path converts a task's files together (one call per column),
 # which is what makes larger tasks cheaper per event; small enough to balance the workers.
 TASK_SIZE = 32
+TASK_BYTES = 32 * 1024 * 1024  # ... and at most this many stored bytes, so big files go alone
+BATCH_TEXT = 64 * 1024 * 1024  # uncompressed text a worker holds before converting a batch
 PARALLEL_FROM = 32  # files: below this, one process (starting workers costs more than it saves)
 # One item to parse: the object and its bytes when the parent fetched them (S3, event history),
 # None when the worker reads the file itself, or the error that made the fetch fail.
@@ -152,6 +154,9 @@ class Worker:
             if decoded is not None:
                 out.container, out.events_read = "records", len(decoded)
                 fast.append((out, decoded, *loaded))
+                if sum(len(text) for *_, text in fast) >= BATCH_TEXT:
+                    self._convert(fast)
+                    fast = []
                 continue
             self._convert(fast)  # keep input order: earlier files' rows go first
             fast = []
@@ -270,6 +275,10 @@ def _worker_main(tasks: Any, results: Any, staging: str, worker_id: int, limit: 
         results.put(("error", traceback.format_exc()))
 
 
+def _task_full(task: list[tuple[SourceObject, bytes | None]]) -> bool:
+    return len(task) >= TASK_SIZE or sum(obj.size for obj, _ in task) >= TASK_BYTES
+
+
 def _failed(obj: SourceObject, error: BaseException) -> Outcome:
     text = str(error).removeprefix(f"{obj.uri}: ")  # the uri leads the problem line already
     return Outcome(obj.uri, obj.size, obj.version, obj.key.kind, "failed",
@@ -296,7 +305,7 @@ def _run_workers(items: Iterable[Item], count: int, staging: Path, limit: int, f
                     on_outcome(_failed(obj, data))
                     continue
                 task.append((obj, data))
-                if len(task) == TASK_SIZE:
+                if _task_full(task):
                     flush()
             flush()
             return worker.close()
@@ -321,7 +330,7 @@ def _run_workers(items: Iterable[Item], count: int, staging: Path, limit: int, f
                     failed.append(_failed(obj, data))
                     continue
                 task.append((obj, data))
-                if len(task) == TASK_SIZE:
+                if _task_full(task):
                     tasks.put(task)
                     task = []
             if task:
