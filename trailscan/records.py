@@ -4,6 +4,8 @@ One pass per file: gunzip (detected by magic bytes, bounded against gzip bombs),
 uncompressed bytes (reused by integrity checks), JSON parse (orjson), container detection,
 conversion to the lake schema.
 Every record ends up either in the returned table or in `rejected` with a one-line reason.
+Ordinary `{"Records":[...]}` files take typed.py's fast path first; this module is the general
+path (every container, unknown fields kept, per-record reasons) and the reference both agree on.
 """
 
 from __future__ import annotations
