@@ -377,6 +377,48 @@ def test_identical_redeliveries_are_stored_once_within_and_across_files_and_runs
     assert sum(written.values()) == 4
 
 
+def test_the_copy_kept_of_a_redelivery_is_the_first_by_source_name_whichever_worker(src, lake):
+    """Two workers read a trail whose first and last files share an event: the stored copy is
+    the one from the first file by name (the earliest delivery), not whichever worker's
+    staging file happened to sort first."""
+    shared = make_record()
+    names = [f"{i:03d}.json.gz" for i in range(70)]  # more than two tasks of 32 files
+    for i, name in enumerate(names):
+        recs = [make_record(), shared] if i in (0, len(names) - 1) else [make_record()]
+        write_records(src / name, recs)
+    for run in range(2):
+        stats = ingest_lib([src], lake, workers=2, force=run == 1)
+        assert stats["events_duplicate"] == (1 if run == 0 else 72)
+        assert query(lake, "SELECT source_object FROM cloudtrail WHERE eventID = ?",
+                     shared["eventID"]) == [(str(src / names[0]),)]
+
+
+def test_dedupe_keeps_the_copy_from_the_first_source_even_in_a_later_staging_file(tmp_path):
+    """Worker w0's staging file holds the later delivery, w1's the earlier one (workers take
+    tasks in any order): the copy from the first source object by name is the one kept."""
+    import pyarrow.parquet as pq
+
+    from trailscan import records
+    from trailscan.dedupe import dedupe
+    from trailscan.lake import NewFile
+
+    lake_obj = Lake.open(tmp_path / "lake", create=True)
+    _, staging = lake_obj.new_run()
+    shared = make_record()
+    files = []
+    for worker, source in (("w0", "s3://b/AWSLogs/2_later.json.gz"),
+                           ("w1", "s3://b/AWSLogs/1_earlier.json.gz")):
+        table = records.parse(json.dumps({"Records": [shared]}).encode(), source).table
+        path = staging / f"{worker}-00001.parquet"
+        pq.write_table(table, path)
+        files.append(NewFile(path, "2024-03-01", 1))
+    result = dedupe(lake_obj, files)
+    assert result.duplicates == 1 and result.per_source == {"s3://b/AWSLogs/2_later.json.gz": 1}
+    kept = [f for f in result.files if f.rows]
+    assert [pq.read_table(f.staging)["source_object"][0].as_py() for f in kept] == [
+        "s3://b/AWSLogs/1_earlier.json.gz"]
+
+
 def test_same_event_id_with_different_content_is_kept_and_counted(src, lake):
     a = make_record()
     a2 = dict(a, eventName="DeleteObject")  # same eventID, different record

@@ -1,7 +1,9 @@
 """Exact re-deliveries are stored once; records that share an eventID but differ are all kept.
 
 Only eventIDs seen more than once (in this run, or already in the lake for the same day) are
-compared in full, so the common case costs one narrow scan of the new eventIDs.
+compared in full, so the common case costs one narrow scan of the new eventIDs. Of identical
+copies, the lake keeps the one already stored, else the one from the first source object by name
+(for CloudTrail keys: the earliest delivery), whichever worker read it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def dedupe(lake: Lake, files: list[NewFile]) -> DedupeResult:
         parts.append(parts[0].replace("SELECT 1 AS origin", "SELECT 0 AS origin"))
         params.append(old)
     con.execute("CREATE TEMP TABLE r AS SELECT *, row_number() OVER (PARTITION BY eventID, h "
-                "ORDER BY origin, filename, file_row_number) AS rn FROM (" +
+                "ORDER BY origin, source_object, filename, file_row_number) AS rn FROM (" +
                 " UNION ALL ".join(parts) + ")", params)
     drops = con.execute("SELECT filename, file_row_number, source_object FROM r "
                         "WHERE origin = 1 AND rn > 1").fetchall()
