@@ -622,7 +622,10 @@ def test_reader_after_a_run_killed_after_commit_sees_the_committed_rows(src, lak
 # --- parallel workers ------------------------------------------------------------------------
 
 
-def test_two_workers_give_the_same_lake_as_one(tmp_path, src):
+def test_two_workers_give_the_same_lake_as_one(tmp_path, src, monkeypatch):
+    # Small tasks (24 for these 48 files) so both workers take some: with the default of 32
+    # files a task, one worker can take both tasks before the other has started.
+    monkeypatch.setattr(trailscan.ingest, "TASK_SIZE", 2)
     shared = [make_record(eventTime="2024-03-02T05:00:00Z") for _ in range(3)]
     for f in range(46):
         day = 1 + f % 3
