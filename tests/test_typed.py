@@ -231,3 +231,52 @@ def test_a_worker_converts_big_texts_in_smaller_batches(tmp_path: Path,
     assert not ingest._task_full(task)
     monkeypatch.setattr(ingest, "TASK_BYTES", objects[0][0].size * 2)
     assert ingest._task_full(task)
+
+
+IDENTITY = make_record()["userIdentity"]
+
+
+@pytest.mark.parametrize("identity", [
+    IDENTITY | {"inScopeOf": {"issuerType": "AWS::Lambda::Function", "sourceArn": "arn:x",
+                              "credentialsIssuedTo": "arn:y"}},
+    IDENTITY | {"inScopeOf": None, "onBehalfOf": {"userId": "u-1", "identityStoreArn": "arn:s"}},
+    IDENTITY | {"sessionContext": {"webIdFederationData": {
+        "federatedProvider": "accounts.google.com",
+        "attributes": {"accounts.google.com:aud": "1.50", "n": 1.50, "e": "caf\u00e9"}}}},
+    IDENTITY | {"sessionContext": {"sessionIssuer": {}, "attributes": None,
+                                   "webIdFederationData": {}}},
+    IDENTITY | {"sessionContext": None},
+    {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"},
+    {},
+], ids=["inScopeOf", "onBehalfOf", "webid-attributes", "empty-substructs", "null-session",
+        "service", "empty"])
+def test_identity_shapes_match_the_general_path(identity: dict[str, Any]):
+    recs = [make_record(userIdentity=identity), make_record(userIdentity=identity),
+            make_record()]
+    table = assert_same(envelope(*recs))
+    assert table["userIdentity"][0].as_py() == table["userIdentity"][1].as_py()
+
+
+@pytest.mark.parametrize("identity", [
+    IDENTITY | {"sessionContext": []},
+    IDENTITY | {"sessionContext": {"attributes": "x"}},
+    IDENTITY | {"accountId": 111122223333},
+    IDENTITY | {"inScopeOf": {"big": 2**70}},
+    "AssumedRole",
+], ids=["list-for-struct", "string-for-struct", "number-for-string", "big-int", "string"])
+def test_odd_identities_take_the_general_path(identity: Any):
+    assert fast(envelope(make_record(userIdentity=identity))) is None
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(scope=json_values, attributes=json_values)
+def test_json_fields_inside_identities_round_trip_like_the_general_path(scope: Any,
+                                                                         attributes: Any):
+    identity = IDENTITY | {"inScopeOf": scope, "sessionContext": {
+        "webIdFederationData": {"federatedProvider": "p", "attributes": attributes}}}
+    text = json.dumps({"Records": [make_record(userIdentity=identity)]}).encode()
+    table = fast(text)
+    if table is None:  # allowed only where the general path needs its exact parser
+        return
+    expected, rejected = general(text)
+    assert rejected == [] and table.equals(expected)

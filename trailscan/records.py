@@ -507,27 +507,6 @@ def _drop_bad_times(
     return table, unknowns, table.column(_LAYOUT.time_index).cast(ts_type)
 
 
-_NESTED_STRUCTS = dict(_PLAN.structs)
-_NESTED_LISTS = dict(_PLAN.lists)
-
-
-def _nested(name: str, value: Any) -> Any:
-    """A nested value for the fast path, prepared as to_table() prepares it; raises _WrongType
-    where to_table() would reject the record or keep unknown keys (the general path does both)."""
-    if value is None:
-        return None
-    if name in _NESTED_LISTS:
-        if type(value) is not list or _list_unknowns(value, _NESTED_LISTS[name]) is not None:
-            raise _WrongType
-        return value
-    if type(value) is not dict:
-        raise _WrongType
-    row, unknown = _prepare(value, _NESTED_STRUCTS[name])
-    if unknown is not None:
-        raise _WrongType
-    return row
-
-
 def load(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:
     """An object's uncompressed text and its sha256 (what digests list), in one pass."""
     text = decompress(data, limit)
@@ -536,7 +515,7 @@ def load(data: bytes, limit: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:
 
 def typed_table(parts: list[tuple[list[Any], str]]) -> pa.Table | None:
     """The fast path's table for files `typed.decode` accepted, or None (see typed.table)."""
-    return typed.table(parts, _dumps, _nested)
+    return typed.table(parts, _dumps)
 
 
 def parse_text(text: bytes, source: str) -> tuple[str, pa.Table | None, int, list[Rejected]]:

@@ -40,6 +40,24 @@ def _scalar(arrow: pa.DataType) -> Any:
     raise TypeError(f"no msgspec type for {arrow}")
 
 
+def _struct(plan: schema.StructPlan, name: str) -> Any:
+    """A msgspec struct type for a nested object: its JSON fields raw, its own fields typed,
+    unknown keys refused (the general path keeps those in unknown_fields)."""
+    subs, lists = dict(plan.structs), dict(plan.lists)
+    fields: list[tuple[Any, ...]] = []
+    for f in plan.arrow:
+        if f.name in plan.json_fields:
+            kind: Any = msgspec.Raw
+        elif f.name in subs:
+            kind = _struct(subs[f.name], f"{name}_{f.name}") | None
+        elif f.name in lists:
+            kind = list[_struct(lists[f.name], f"{name}_{f.name}") | None] | None
+        else:
+            kind = _scalar(f.type) | None
+        fields.append((f.name, kind, None))
+    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
+
+
 @cache
 def _decoder() -> msgspec.json.Decoder:
     """Decoder of the envelope; nested objects and variant fields are kept as raw JSON."""
@@ -58,6 +76,15 @@ def _decoder() -> msgspec.json.Decoder:
     return msgspec.json.Decoder(envelope)
 
 
+@cache
+def _nested_decoder(name: str) -> msgspec.json.Decoder:
+    """Decoder of one nested top-level field (`userIdentity`, `tlsDetails`, `resources`)."""
+    plan = schema.record_plan()
+    if name in dict(plan.lists):
+        return msgspec.json.Decoder(list[_struct(dict(plan.lists)[name], name) | None] | None)
+    return msgspec.json.Decoder(_struct(dict(plan.structs)[name], name) | None)
+
+
 def _variant(values: list[Any], dumps: Any) -> pa.Array:
     """A JSON-text column, serialised like records.to_table does (parse, then `dumps`)."""
     if values.count(None) == len(values):  # most variant fields are absent from most events
@@ -67,8 +94,8 @@ def _variant(values: list[Any], dumps: Any) -> pa.Array:
     return pa.array([None if value is None else dumps(value) for value in parsed], pa.string())
 
 
-def _nested(values: list[Any], name: str, prepare: Any) -> pa.Array:
-    """A struct (or list of structs) column, converted once per distinct raw text."""
+def _nested(values: list[Any], name: str, dumps: Any) -> pa.Array:
+    """A struct (or list of structs) column, decoded and converted once per distinct raw text."""
     index: dict[bytes | None, int] = {}
     positions: list[int] = []
     for raw in values:
@@ -77,7 +104,16 @@ def _nested(values: list[Any], name: str, prepare: Any) -> pa.Array:
         if position is None:
             position = index[key] = len(index)
         positions.append(position)
-    distinct = [None if key is None else prepare(name, orjson.loads(key)) for key in index]
+    decoder = _nested_decoder(name)
+
+    def text(raw: Any) -> str | None:  # a JSON field inside, e.g. userIdentity.inScopeOf
+        if not isinstance(raw, msgspec.Raw):
+            raise TypeError(type(raw).__name__)
+        value = orjson.loads(bytes(raw))
+        return None if value is None else dumps(value).decode()
+
+    distinct = [None if key is None else msgspec.to_builtins(decoder.decode(key), enc_hook=text)
+                for key in index]
     array = pa.array(distinct, schema.record_plan().arrow.field(name).type)
     if len(distinct) == len(values):
         return array
@@ -93,13 +129,13 @@ def decode(text: bytes) -> list[Any] | None:
     return records or None
 
 
-def table(parts: list[tuple[list[Any], str]], dumps: Any, prepare: Any) -> pa.Table | None:
+def table(parts: list[tuple[list[Any], str]], dumps: Any) -> pa.Table | None:
     """One lake table for the decoded records of one or more files (with each file's source), or
     None when any value needs the general path.
 
     Several files at once: each column is built with one call, so per-call costs are shared.
-    `dumps` serialises a variant value and `prepare(field, value)` checks and prepares a nested
-    value (records.py passes its own, so both paths agree); either raises to give up.
+    `dumps` serialises a variant value (records.py passes its own, so both paths write the same
+    text) and raises to give up.
     """
     records = parts[0][0] if len(parts) == 1 else [r for recs, _ in parts for r in recs]
     plan = schema.record_plan()
@@ -112,7 +148,7 @@ def table(parts: list[tuple[list[Any], str]], dumps: Any, prepare: Any) -> pa.Ta
             if f.name in plan.json_fields:
                 arrays.append(_variant(values, dumps))
             elif pa.types.is_struct(f.type) or pa.types.is_list(f.type):
-                arrays.append(_nested(values, f.name, prepare))
+                arrays.append(_nested(values, f.name, dumps))
             elif pa.types.is_timestamp(f.type):
                 arrays.append(pa.array(values, pa.string()).cast(f.type))
             else:
